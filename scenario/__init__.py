@@ -1,0 +1,1 @@
+"""Generated populations for demos, load tests and end-to-end checks."""

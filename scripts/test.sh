@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# `make test`: installs what is missing, starts Kafka and FerretDB if needed, then runs
+# the whole suite. Services under test are started by the tests themselves.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+"$ROOT/scripts/python.sh"
+"$ROOT/scripts/kafka.sh" start
+"$ROOT/scripts/ferretdb.sh" start
+cd "$ROOT"
+exec .venv/bin/python -m pytest "$@"

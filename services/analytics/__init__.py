@@ -1,0 +1,1 @@
+"""The analytics service of the BIN platform."""

@@ -1,0 +1,31 @@
+"""HTTP API of the analytics service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.analytics.settings import get_settings
+from shared.http import create_app
+from shared.runtime import Runtime
+
+settings = get_settings()
+runtime = Runtime(settings)
+
+
+@asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    """Opens the database client for the app's lifetime."""
+    await runtime.start()
+    yield
+    await runtime.stop()
+
+
+app = create_app(
+    title="BIN analytics",
+    description="Live coverage of police zones by BINs: zones, provinces and the country.",
+    checks=[runtime.kafka_problem, runtime.database_problem],
+    lifespan=lifespan,
+)

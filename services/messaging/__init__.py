@@ -1,0 +1,1 @@
+"""The messaging service: alerts from police zones to BIN members."""

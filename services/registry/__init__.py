@@ -1,0 +1,1 @@
+"""The registry service: police zones, BINs, members and their consents."""

@@ -1,0 +1,1 @@
+"""The anonymous drug-production tip line."""

@@ -1,0 +1,1 @@
+"""What every service of the BIN platform needs the same way: events, topics, telemetry."""

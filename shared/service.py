@@ -1,0 +1,33 @@
+"""Start-up common to every service process: logging, tracing, the role to run."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable
+
+from shared.logs import configure_logging
+from shared.settings import ServiceSettings
+from shared.tracing import configure_tracing
+
+log = logging.getLogger("bin.service")
+
+
+def main(
+    *, service: str, settings: ServiceSettings, roles: dict[str, Callable[..., None]]
+) -> None:
+    """Parse `python -m services.<service> <role> [options]` and run that role."""
+    parser = argparse.ArgumentParser(prog=f"python -m services.{service}")
+    parser.add_argument("role", choices=sorted(roles))
+    parser.add_argument("--channel", help="the channel of a sender role")
+    args = parser.parse_args()
+    configure_logging(level=settings.log_level, service=service)
+    configure_tracing(
+        service=f"{service}-{args.role}", otlp_endpoint=settings.otel_exporter_otlp_endpoint
+    )
+    log.info("starting", extra={"role": args.role})
+    run = roles[args.role]
+    if args.channel is not None:
+        run(channel=args.channel)
+    else:
+        run()

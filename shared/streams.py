@@ -1,0 +1,118 @@
+"""Faust set-up shared by the stream workers: the app, raw topics, dead letters, probes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from shared.envelope import EnvelopeError, Received, decode
+from shared.settings import ServiceSettings
+
+log = logging.getLogger("bin.streams")
+
+
+def create_faust_app(
+    *, app_id: str, settings: ServiceSettings, web_port: int, datadir: Path
+) -> faust.App:
+    """A Faust app on the platform's broker, with /healthz, /readyz and /metrics."""
+    app = faust.App(
+        app_id,
+        broker=[f"kafka://{server}" for server in settings.kafka_bootstrap_servers.split(",")],
+        broker_credentials=None,
+        store="memory://",
+        datadir=str(datadir),
+        topic_replication_factor=1,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        producer_linger_ms=5,
+        stream_wait_empty=False,
+        web_enabled=True,
+        web_host="127.0.0.1" if settings.environment == "development" else "0.0.0.0",
+        web_port=web_port,
+        web_in_thread=False,
+        table_cleanup_interval=60.0,
+    )
+
+    @app.page("/healthz")
+    async def healthz(self: object, request: object) -> object:
+        return self.json({"status": "alive"})  # type: ignore[attr-defined]
+
+    @app.page("/readyz")
+    async def readyz(self: object, request: object) -> object:
+        ready = app.rebalancing is False and not app.should_stop
+        status = 200 if ready else 503
+        return self.json(  # type: ignore[attr-defined]
+            {"status": "ready" if ready else "rebalancing"}, status=status
+        )
+
+    @app.page("/metrics")
+    async def metrics(self: object, request: object) -> object:
+        return self.bytes(  # type: ignore[attr-defined]
+            generate_latest(), content_type=CONTENT_TYPE_LATEST
+        )
+
+    return app
+
+
+def raw_topic(app: faust.App, name: str, **options: object) -> faust.TopicT:
+    """A topic whose keys and values stay bytes, decoded by the platform's envelope."""
+    return app.topic(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        **options,
+    )
+
+
+async def decode_or_dead_letter(
+    app: faust.App, event: faust.EventT, *, consumer: str
+) -> Received | None:
+    """The decoded record, or None after sending it to its dead-letter topic."""
+    message = event.message
+    headers = list(message.headers.items()) if isinstance(message.headers, dict) else list(
+        message.headers or ()
+    )
+    try:
+        return decode(key=message.key, value=message.value, headers=headers)
+    except EnvelopeError as error:
+        await dead_letter(app, event, reason=str(error), consumer=consumer)
+        return None
+
+
+async def dead_letter(
+    app: faust.App, event: faust.EventT, *, reason: str, consumer: str
+) -> None:
+    """Copy the record being processed to `<topic>.dlq` with the reason in headers."""
+    message = event.message
+    headers = list(message.headers.items()) if isinstance(message.headers, dict) else list(
+        message.headers or ()
+    )
+    headers += [
+        ("dlq_reason", reason.encode()),
+        ("dlq_topic", message.topic.encode()),
+        ("dlq_partition", str(message.partition).encode()),
+        ("dlq_offset", str(message.offset).encode()),
+        ("dlq_consumer", consumer.encode()),
+    ]
+    await raw_topic(app, f"{message.topic}.dlq").send(
+        key=message.key, value=message.value, headers=headers
+    )
+    log.warning(
+        "DEAD-LETTER record could not be processed",
+        extra={
+            "topic": message.topic,
+            "partition": message.partition,
+            "offset": message.offset,
+            "reason": reason,
+        },
+    )
+
+
+Processor = Callable[[Received], Awaitable[None]]
