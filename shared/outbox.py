@@ -12,11 +12,13 @@ import asyncio
 import json
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.envelope import attribute_headers, utcnow
 from shared.events import Event
@@ -89,47 +91,75 @@ async def relay_once(
                 )
             )
     await asyncio.gather(*sends)
-    operations = [op for document in documents for op in _clear(document)]
-    await collection.bulk_write(operations, ordered=True)
+    result = await collection.bulk_write(
+        [
+            UpdateOne(
+                {"_id": document["_id"], "outbox_seq": document.get("outbox_seq")},
+                {"$set": {"outbox": [], "outbox_pending": False}},
+            )
+            for document in documents
+        ],
+        ordered=False,
+    )
+    if result.matched_count < len(documents):
+        # A writer added entries meanwhile: remove only what was published.
+        # FerretDB's $pull takes no conditions; $pullAll removes exact entries.
+        for document in documents:
+            await collection.update_one(
+                {"_id": document["_id"], "outbox_seq": {"$ne": document.get("outbox_seq")}},
+                {"$pullAll": {"outbox": document.get("outbox", [])}},
+            )
     return len(sends)
 
 
-def _clear(document: dict[str, Any]) -> list[UpdateOne]:
-    """Remove what was published; entries added meanwhile stay for the next pass."""
-    seq = document.get("outbox_seq")
-    return [
-        UpdateOne(
-            {"_id": document["_id"], "outbox_seq": seq},
-            {"$set": {"outbox": [], "outbox_pending": False}},
-        ),
-        UpdateOne(
-            {"_id": document["_id"], "outbox_seq": {"$ne": seq}},
-            # FerretDB's $pull takes no conditions; $pullAll removes exact entries.
-            {"$pullAll": {"outbox": document.get("outbox", [])}},
-        ),
-    ]
+HINTS = "outbox_hints"
+
+
+async def mark_dirty(db: AsyncDatabase, *, collection: str) -> None:
+    """Tell the relay that a collection has pending entries (a hint, not the truth).
+
+    FerretDB's SQLite backend scans a whole table for every query, so the relay
+    looks only where writers point it. A writer that dies before leaving its hint
+    loses nothing: the relay's periodic sweep finds every pending outbox anyway.
+    """
+    await db[HINTS].update_one(
+        {"_id": collection}, {"$set": {"at": utcnow()}}, upsert=True
+    )
 
 
 async def run_relay(
     producer: AIOKafkaProducer,
-    collections: list[AsyncCollection],
+    db: AsyncDatabase,
     *,
+    collections: Callable[[], Awaitable[list[str]]],
     source: str,
     stop: asyncio.Event,
     idle_s: float = 0.05,
+    sweep_s: float = 30.0,
 ) -> None:
-    """Publish outboxes until `stop` is set, polling briefly when there is nothing."""
+    """Publish outboxes until `stop` is set: hinted collections at once, all of them
+    at start and every `sweep_s` seconds."""
+    next_sweep = 0.0
+    loop = asyncio.get_running_loop()
     while not stop.is_set():
-        sent = 0
-        for collection in collections:
-            try:
-                sent += await relay_once(producer, collection, source=source)
-            except Exception as error:  # noqa: BLE001 - retried on the next pass
-                log.warning(
-                    "RETRY outbox relay pass failed",
-                    extra={"reason": type(error).__name__, "path": collection.name},
-                )
-                await asyncio.sleep(1.0)
+        try:
+            if loop.time() >= next_sweep:
+                names = await collections()
+                next_sweep = loop.time() + sweep_s
+            else:
+                hints = await db[HINTS].find({}, {"_id": 1}).to_list(None)
+                names = [hint["_id"] for hint in hints]
+                if names:
+                    await db[HINTS].delete_many({"_id": {"$in": names}})
+            sent = 0
+            for name in names:
+                while count := await relay_once(producer, db[name], source=source):
+                    sent += count
+        except Exception as error:  # noqa: BLE001 - retried on the next pass
+            log.warning("RETRY outbox relay pass failed", extra={"reason": type(error).__name__})
+            next_sweep = 0.0
+            await asyncio.sleep(1.0)
+            continue
         if sent == 0:
             try:
                 await asyncio.wait_for(stop.wait(), idle_s)

@@ -32,6 +32,11 @@ class ServiceSettings(BaseSettings):
     reference_dir: Path = Field(default=ROOT.parent / "shared" / "data")
     jwt_secret: str = DEV_SECRET_PREFIX + "jwt-signing-key-change-me-0123456789"
     service_name: str = "bin"
+    # JSON object of key id -> base64 AES-256 key sealing members' contact details.
+    contacts_keys: str = (
+        DEV_SECRET_PREFIX + '{"dev-1": "ZGV2LW9ubHktY29udGFjdHMta2V5LTAxMjM0NTY3ODk="}'
+    )
+    contacts_active_key_id: str = "dev-1"
 
     @model_validator(mode="after")
     def _refuse_dev_secrets_outside_development(self) -> ServiceSettings:
@@ -43,7 +48,7 @@ class ServiceSettings(BaseSettings):
 
     def secret_values(self) -> dict[str, str]:
         """The secrets that must be replaced outside development."""
-        return {"jwt_secret": self.jwt_secret}
+        return {"jwt_secret": self.jwt_secret, "contacts_keys": self.contacts_keys}
 
     def database_name(self) -> str:
         """The service's own database: one per service."""

@@ -16,12 +16,24 @@ log = logging.getLogger("bin.streams")
 
 
 def create_faust_app(
-    *, app_id: str, settings: ServiceSettings, web_port: int, datadir: Path
+    *,
+    app_id: str,
+    settings: ServiceSettings,
+    web_port: int,
+    datadir: Path,
+    **overrides: object,
 ) -> faust.App:
-    """A Faust app on the platform's broker, with /healthz, /readyz and /metrics."""
+    """A Faust app on the platform's broker, with /healthz, /readyz and /metrics.
+
+    `overrides` are Faust settings that replace the defaults below.
+    """
+    # Faust stops at start-up when its data directory's parent is missing.
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         app_id,
-        broker=[f"kafka://{server}" for server in settings.kafka_bootstrap_servers.split(",")],
+        broker=[
+            f"kafka://{server}" for server in settings.kafka_bootstrap_servers.split(",")
+        ],
         broker_credentials=None,
         store="memory://",
         datadir=str(datadir),
@@ -36,6 +48,7 @@ def create_faust_app(
         web_port=web_port,
         web_in_thread=False,
         table_cleanup_interval=60.0,
+        **overrides,
     )
 
     @app.page("/healthz")
@@ -59,10 +72,13 @@ def create_faust_app(
     return app
 
 
-def raw_topic(app: faust.App, name: str, **options: object) -> faust.TopicT:
-    """A topic whose keys and values stay bytes, decoded by the platform's envelope."""
+def raw_topic(
+    app: faust.App, name: str, *more_names: str, **options: object
+) -> faust.TopicT:
+    """A topic (or several) whose keys and values stay bytes, decoded by the envelope."""
     return app.topic(
         name,
+        *more_names,
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
