@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from shared.settings import ServiceSettings
+from shared.settings import DEV_SECRET_PREFIX, ServiceSettings
 
 
 class RegistrySettings(ServiceSettings):
@@ -12,6 +12,15 @@ class RegistrySettings(ServiceSettings):
 
     service_name: str = "registry"
     http_port: int = 8001
+    # Keys the blind index of e-mail addresses and phones (duplicate detection).
+    blind_index_secret: str = DEV_SECRET_PREFIX + "blind-index-key-0123456789abcdef"
+    privacy_notice_version: str = "2026-01"
+    member_token_hours: int = 24 * 30
+    relay_sweep_seconds: float = 30.0
+
+    def secret_values(self) -> dict[str, str]:
+        """The secrets that must be replaced outside development."""
+        return {**super().secret_values(), "blind_index_secret": self.blind_index_secret}
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,430 @@
+"""The registry's rules: BINs, members, consent and bulk import, free of I/O."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import io
+import json
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import model_validator
+
+from shared.events import (
+    BinKind,
+    BinSnapshot,
+    BinStatus,
+    Channel,
+    Language,
+    MembershipSnapshot,
+    Role,
+)
+
+MEMBER_BUCKETS = 256
+PURPOSES = ("bin_messages", "coordinator_mail", "directory_listing")
+BIN_TRANSITIONS: dict[str, set[str]] = {
+    "proposed": {"active", "dissolved"},
+    "active": {"dormant", "dissolved"},
+    "dormant": {"active", "dissolved"},
+    "dissolved": set(),
+}
+CSV_COLUMNS = (
+    "given_name",
+    "family_name",
+    "street",
+    "postcode",
+    "municipality",
+    "phone",
+    "email",
+    "language",
+    "channels",
+    "role",
+    "consent_notice_version",
+    "consent_given_on",
+)
+CSV_MAX_BYTES = 2 * 1024 * 1024
+CSV_MAX_ROWS = 5000
+
+
+class RuleError(ValueError):
+    """Input that breaks a rule of the register; names the field, never its value."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+def normalize_phone(value: str) -> str:
+    """The number in E.164, read as Belgian unless it says otherwise."""
+    try:
+        number = phonenumbers.parse(value, "BE")
+    except phonenumbers.NumberParseException:
+        raise ValueError("is not a phone number") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("is not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_email(value: str) -> str:
+    """The address in its normalized form; deliverability is not checked here."""
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError:
+        raise ValueError("is not a valid e-mail address") from None
+
+
+class Strict(BaseModel):
+    """Input models refuse fields they do not know, so typos do not pass silently."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ContactsIn(Strict):
+    """How to reach a member: a phone for SMS and voice, an e-mail, an app token."""
+
+    phone: str | None = Field(default=None, max_length=40)
+    email: str | None = Field(default=None, max_length=254)
+    app_token: str | None = Field(default=None, max_length=512)
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        return normalize_phone(value) if value else None
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        return normalize_email(value) if value else None
+
+    def by_channel(self) -> dict[str, str]:
+        """The address to use on each channel."""
+        found = {"sms": self.phone, "voice": self.phone, "email": self.email}
+        found["app"] = self.app_token
+        return {channel: address for channel, address in found.items() if address}
+
+
+class ConsentIn(Strict):
+    """What the member agreed to: which privacy notice, when, for which purposes."""
+
+    notice_version: str = Field(min_length=1, max_length=40)
+    purposes: list[Literal["bin_messages", "coordinator_mail", "directory_listing"]] = (
+        Field(min_length=1)
+    )
+    given_at: datetime | None = None
+    method: Literal["online", "paper"] = "online"
+
+    @field_validator("purposes")
+    @classmethod
+    def _needs_messages(cls, value: list[str]) -> list[str]:
+        if "bin_messages" not in value:
+            raise ValueError("must include bin_messages: membership is for messages")
+        return sorted(set(value))
+
+
+class PersonIn(Strict):
+    """Who the member is and where they live."""
+
+    given_name: str = Field(min_length=1, max_length=80)
+    family_name: str = Field(min_length=1, max_length=80)
+    street: str | None = Field(default=None, max_length=120)
+    postcode: str | None = Field(default=None, pattern=r"^\d{4}$")
+    municipality: str | None = Field(default=None, max_length=80)
+
+
+class MemberIn(Strict):
+    """A registration: the person, contacts, language, channels, role and consent."""
+
+    person: PersonIn
+    contacts: ContactsIn
+    language: Language
+    channels: list[Channel] = Field(min_length=1, max_length=4)
+    role: Role = "member"
+    consent: ConsentIn
+
+    @model_validator(mode="after")
+    def _channels_have_addresses(self) -> MemberIn:
+        if len(set(self.channels)) != len(self.channels):
+            raise ValueError("channels: each channel at most once")
+        missing = [c for c in self.channels if c not in self.contacts.by_channel()]
+        if missing:
+            raise ValueError(f"channels: no address for {', '.join(missing)}")
+        return self
+
+
+class MemberPatch(Strict):
+    """A correction by the member or their coordinator: only what is sent changes."""
+
+    person: PersonIn | None = None
+    contacts: ContactsIn | None = None
+    language: Language | None = None
+    channels: list[Channel] | None = Field(default=None, min_length=1, max_length=4)
+    role: Role | None = None
+    bin_id: str | None = None
+
+
+class BinIn(Strict):
+    """A new BIN."""
+
+    zone: str = Field(min_length=1, max_length=20)
+    name: str = Field(min_length=1, max_length=120)
+    kind: BinKind
+    territory: list[str] = Field(min_length=1, max_length=5000)
+    status: BinStatus = "proposed"
+    coordinators: list[str] = Field(default=[], max_length=20)
+    founded_on: date | None = None
+
+
+class BinPatch(Strict):
+    """A change to a BIN: only what is sent changes."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=120)
+    kind: BinKind | None = None
+    territory: list[str] | None = Field(default=None, min_length=1, max_length=5000)
+    status: BinStatus | None = None
+    coordinators: list[str] | None = Field(default=None, max_length=20)
+    founded_on: date | None = None
+
+
+def check_territory(*, territory: list[str], zone_units: set[str]) -> list[str]:
+    """The territory, sorted and without repeats, if every unit lies in the zone."""
+    outside = [unit for unit in territory if unit not in zone_units]
+    if outside:
+        raise RuleError(
+            "territory", f"{len(outside)} sector(s) do not lie in the zone, e.g. {outside[0]}"
+        )
+    return sorted(set(territory))
+
+
+def check_bin_transition(*, current: str, new: str) -> None:
+    """Refuse a status change the BIN lifecycle does not allow."""
+    if new != current and new not in BIN_TRANSITIONS[current]:
+        raise RuleError("status", f"a {current} BIN cannot become {new}")
+
+
+def new_bin_id() -> str:
+    """A fresh BIN id."""
+    return f"bin-{uuid.uuid4().hex[:16]}"
+
+
+def member_bucket(member_id: str) -> int:
+    """The storage bucket a member id names (its first two hex digits after `m`)."""
+    try:
+        return int(member_id[1:3], 16)
+    except ValueError:
+        raise RuleError("member_id", "is not a member id") from None
+
+
+def new_member_id(*, bin_id: str, stable_key: str | None = None) -> str:
+    """A member id that names its storage bucket; stable for the same import row.
+
+    Members of one BIN start in the same bucket, so that a BIN's import is one
+    insert; the id never changes when the member moves.
+    """
+    bucket = int(hashlib.sha256(bin_id.encode()).hexdigest()[:2], 16) % MEMBER_BUCKETS
+    if stable_key is None:
+        tail = uuid.uuid4().hex[:20]
+    else:
+        tail = hashlib.sha256(f"{bin_id}\x1f{stable_key}".encode()).hexdigest()[:20]
+    return f"m{bucket:02x}-{tail}"
+
+
+def blind_index(*, secret: bytes, value: str) -> str:
+    """A keyed hash of an address, to find duplicates without storing it in clear."""
+    return hmac.new(secret, value.lower().encode(), hashlib.sha256).hexdigest()
+
+
+def personal_record(member: MemberIn) -> bytes:
+    """The personal data to seal: person and addresses, as JSON."""
+    return json.dumps(
+        {"person": member.person.model_dump(), "contacts": member.contacts.model_dump()}
+    ).encode()
+
+
+def contacts_record(contacts: dict[str, str]) -> bytes:
+    """The per-channel addresses that messaging receives, as JSON."""
+    return json.dumps(contacts, sort_keys=True).encode()
+
+
+def consent_record(
+    consent: ConsentIn, *, now: datetime, recorded_by: str | None
+) -> dict[str, Any]:
+    """What is stored of a consent: no personal data beyond the fact of consenting."""
+    return {
+        "notice_version": consent.notice_version,
+        "purposes": consent.purposes,
+        "given_at": consent.given_at or now,
+        "method": consent.method,
+        "recorded_by": recorded_by,
+        "withdrawn_at": None,
+    }
+
+
+class RowError(BaseModel):
+    """One problem of one CSV row: the row number, the field, why."""
+
+    row: int
+    field: str
+    reason: str
+
+
+def parse_member_csv(
+    data: bytes, *, notice_version_default: str = "paper-1"
+) -> tuple[list[MemberIn], list[RowError]]:
+    """Members from a coordinator's CSV; every problem of every row is reported."""
+    if len(data) > CSV_MAX_BYTES:
+        raise RuleError("file", f"is larger than {CSV_MAX_BYTES // 1024} KiB")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise RuleError("file", "is not UTF-8 text") from None
+    try:
+        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
+    columns = [c.strip() for c in reader.fieldnames or []]
+    missing = [c for c in ("given_name", "family_name", "language", "channels")
+               if c not in columns]
+    if missing:
+        raise RuleError("file", f"lacks the column(s) {', '.join(missing)}")
+    unknown = [c for c in columns if c not in CSV_COLUMNS]
+    if unknown:
+        raise RuleError("file", f"has unknown column(s) {', '.join(unknown[:5])}")
+    members: list[MemberIn] = []
+    errors: list[RowError] = []
+    try:
+        rows = list(reader)
+    except csv.Error as error:
+        raise RuleError("file", f"is not valid CSV ({error})") from None
+    if len(rows) > CSV_MAX_ROWS:
+        raise RuleError("file", f"has more than {CSV_MAX_ROWS} rows")
+    if not rows:
+        raise RuleError("file", "has no rows")
+    for number, row in enumerate(rows, start=2):
+        row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+        try:
+            members.append(_member_from_row(row, notice_version_default))
+        except ValidationError as error:
+            errors.extend(
+                RowError(row=number, field=_field_name(item), reason=_reason(item))
+                for item in error.errors()
+            )
+    return members, errors
+
+
+def _member_from_row(row: dict[str, str], notice_default: str) -> MemberIn:
+    given_on = row.get("consent_given_on") or None
+    return MemberIn.model_validate(
+        {
+            "person": {
+                "given_name": row.get("given_name", ""),
+                "family_name": row.get("family_name", ""),
+                "street": row.get("street") or None,
+                "postcode": row.get("postcode") or None,
+                "municipality": row.get("municipality") or None,
+            },
+            "contacts": {
+                "phone": row.get("phone") or None,
+                "email": row.get("email") or None,
+            },
+            "language": row.get("language", ""),
+            "channels": [
+                c for c in row.get("channels", "").replace(";", " ").replace("|", " ")
+                .split() if c
+            ],
+            "role": row.get("role") or "member",
+            "consent": {
+                "notice_version": row.get("consent_notice_version") or notice_default,
+                "purposes": ["bin_messages"],
+                "given_at": f"{given_on}T00:00:00+00:00" if given_on else None,
+                "method": "paper",
+            },
+        }
+    )
+
+
+def _field_name(item: Any) -> str:
+    location = [str(part) for part in item.get("loc", ()) if not str(part).isdigit()]
+    return location[-1] if location else "row"
+
+
+def _reason(item: Any) -> str:
+    message = str(item.get("msg", "is invalid"))
+    return message.removeprefix("Value error, ")
+
+
+def stable_row_key(*, member: MemberIn, secret: bytes) -> str:
+    """What identifies an imported person on a re-run: their e-mail or phone, hashed."""
+    address = member.contacts.email or member.contacts.phone or (
+        f"{member.person.given_name}\x1f{member.person.family_name}"
+        f"\x1f{member.person.street or ''}"
+    )
+    return blind_index(secret=secret, value=address)
+
+
+def utcnow() -> datetime:
+    """The current time in UTC."""
+    return datetime.now(UTC)
+
+
+def bin_event(document: dict[str, Any]) -> BinSnapshot:
+    """The full snapshot of a stored BIN."""
+    founded = document.get("founded_on")
+    return BinSnapshot(
+        bin_id=document["_id"],
+        zone=document["zone"],
+        name=document["name"],
+        kind=document["kind"],
+        status=document["status"],
+        territory=document["territory"],
+        coordinators=document.get("coordinators", []),
+        founded_on=date.fromisoformat(founded) if founded else None,
+        version=document["version"],
+        updated_at=document["updated_at"],
+    )
+
+
+def membership_event(document: dict[str, Any]) -> MembershipSnapshot:
+    """Who is in which BIN, without contact details."""
+    return MembershipSnapshot(
+        member_id=document["_id"],
+        bin_id=document["bin_id"],
+        zone=document["zone"],
+        role=document["role"],
+        status=document["status"],
+        language=document["language"],
+        channels=document["channels"],
+        version=document["version"],
+        updated_at=document["updated_at"],
+    )
+
+
+def public_member(document: dict[str, Any]) -> dict[str, Any]:
+    """What a list of members shows: no personal data."""
+    return {
+        "member_id": document["_id"],
+        "bin_id": document["bin_id"],
+        "role": document["role"],
+        "status": document["status"],
+        "language": document["language"],
+        "channels": document["channels"],
+        "version": document["version"],
+    }
+
+
+def public_bin(document: dict[str, Any]) -> dict[str, Any]:
+    """A BIN as the API shows it."""
+    return {
+        "bin_id": document["_id"],
+        **{k: document.get(k) for k in ("zone", "name", "kind", "status", "territory",
+                                        "coordinators", "founded_on", "version")},
+        "created_at": document.get("created_at"),
+        "updated_at": document.get("updated_at"),
+    }

@@ -1,0 +1,467 @@
+"""What the registry does, route by route: checks scope, applies rules, stores events."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.registry import domain, reference, store
+from services.registry.settings import RegistrySettings
+from shared import outbox
+from shared.auth import Principal, forbid, issue_token, require_role, require_zone
+from shared.crypto import KeyRing, keyring_from_settings, open_json, seal_json
+from shared.events import BinSnapshot, ContactsSnapshot, Sealed
+from shared.http import Problem
+
+BINS_TOPIC = "registry.bins.v1"
+ZONES_TOPIC = "registry.zones.v1"
+MEMBERSHIPS_TOPIC = "registry.memberships.v1"
+CONTACTS_TOPIC = "registry.contacts.v1"
+
+
+def not_found(what: str) -> Problem:
+    """The 404 for something that does not exist (or is not yours to know of)."""
+    return Problem(404, "Not found", f"No such {what}.")
+
+
+class Registry:
+    """The registry's operations over its database, with its keys."""
+
+    def __init__(self, *, db: AsyncDatabase, settings: RegistrySettings) -> None:
+        self.db = db
+        self.settings = settings
+        self.keyring: KeyRing = keyring_from_settings(
+            settings.contacts_keys, settings.contacts_active_key_id
+        )
+        self.index_secret = settings.blind_index_secret.encode()
+
+    # Reference data -----------------------------------------------------------
+
+    async def import_reference(self, *, directory: Path) -> dict[str, int]:
+        """Load zones, municipalities and sectors from CSV files and publish changes."""
+        zones = reference.load_zones(directory=directory)
+        outcomes = {"created": 0, "changed": 0, "unchanged": 0}
+        for zone in zones:
+            event_of = _zone_entries(zone)
+            document = reference.zone_to_event(zone, 0).model_dump(
+                exclude={"version"}, mode="json"
+            )
+            outcome = await store.save_zone(self.db, zone=document, entries_for=event_of)
+            outcomes[outcome] += 1
+        await store.save_postcodes(self.db, index=reference.postcode_index(zones))
+        return {"zones": len(zones), **outcomes}
+
+    async def list_zones(self, *, province: str | None) -> list[dict[str, Any]]:
+        """Zones, optionally of one province."""
+        return await store.list_zones(self.db, province=province)
+
+    async def audit_trail(self, *, principal: Principal, target: str | None) -> list:
+        """Who read or changed whose data (operators only)."""
+        require_role(principal, "operator")
+        return await store.list_audit(self.db, target_id=target)
+
+    async def zone_or_404(self, zone: str) -> dict[str, Any]:
+        """A stored zone, or 404."""
+        found = await store.find_zone(self.db, zone=zone)
+        if found is None:
+            raise not_found("zone")
+        return found
+
+    async def postcode(self, postcode: str) -> dict[str, Any]:
+        """The municipalities of a postcode, each with its zone."""
+        municipalities = await store.find_postcode(self.db, postcode=postcode)
+        if not municipalities:
+            raise not_found("postcode")
+        zones = await store.list_zones(self.db, province=None)
+        found = []
+        for nis in municipalities:
+            for zone in zones:
+                for municipality in zone["municipalities"]:
+                    if municipality["nis"] == nis:
+                        found.append({**municipality, "zone": zone["_id"],
+                                      "zone_name": zone["name"]})
+        return {"postcode": postcode, "municipalities": found}
+
+    # BINs ---------------------------------------------------------------------
+
+    async def create_bin(self, *, principal: Principal, data: domain.BinIn) -> dict[str, Any]:
+        """Found a BIN in a zone, with a territory inside that zone."""
+        require_role(principal, "operator", "zone")
+        require_zone(principal, data.zone)
+        zone = await store.find_zone(self.db, zone=data.zone)
+        if zone is None:
+            raise domain.RuleError("zone", "is not a known police zone")
+        territory = domain.check_territory(
+            territory=data.territory, zone_units=set(zone["units"])
+        )
+        now = domain.utcnow()
+        document = {
+            "_id": domain.new_bin_id(),
+            "zone": data.zone,
+            "name": data.name,
+            "kind": data.kind,
+            "status": data.status,
+            "territory": territory,
+            "coordinators": data.coordinators,
+            "founded_on": (data.founded_on or now.date()).isoformat(),
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+        await store.insert_bin(self.db, document=document, entries=[_bin_entry(document)])
+        return domain.public_bin(document)
+
+    async def bin_for(self, *, principal: Principal, bin_id: str) -> dict[str, Any]:
+        """A BIN the caller may see: operator, its zone's staff, its coordinators."""
+        found = await store.find_bin(self.db, bin_id=bin_id)
+        if found is None:
+            raise not_found("BIN")
+        if principal.role == "coordinator" and principal.scope == bin_id:
+            return found
+        if principal.role in ("operator", "zone"):
+            require_zone(principal, found["zone"])
+            return found
+        raise forbid("Your token does not reach this BIN.")
+
+    async def list_bins(self, *, principal: Principal, zone: str | None) -> list[dict]:
+        """The BINs of a zone (zone staff) or of any zone (operator)."""
+        require_role(principal, "operator", "zone")
+        if principal.role == "zone":
+            if zone not in (None, principal.scope):
+                raise forbid("Your token does not reach this zone.")
+            zone = principal.scope
+        return [domain.public_bin(b) for b in await store.list_bins(self.db, zone=zone)]
+
+    async def change_bin(
+        self, *, principal: Principal, bin_id: str, patch: domain.BinPatch
+    ) -> dict[str, Any]:
+        """Rename, re-kind, re-draw the territory or move a BIN through its lifecycle."""
+        require_role(principal, "operator", "zone")
+        current = await self.bin_for(principal=principal, bin_id=bin_id)
+        changes = patch.model_dump(exclude_unset=True)
+        if "status" in changes:
+            domain.check_bin_transition(current=current["status"], new=changes["status"])
+        if "territory" in changes:
+            zone = await self.zone_or_404(current["zone"])
+            changes["territory"] = domain.check_territory(
+                territory=changes["territory"], zone_units=set(zone["units"])
+            )
+        if "founded_on" in changes and changes["founded_on"] is not None:
+            changes["founded_on"] = changes["founded_on"].isoformat()
+        updated = {**current, **changes, "version": current["version"] + 1,
+                   "updated_at": domain.utcnow()}
+        await self._update_bin(current, updated, [_bin_entry(updated)])
+        return domain.public_bin(updated)
+
+    async def remove_bin(self, *, principal: Principal, bin_id: str) -> None:
+        """Remove a BIN: a tombstone on its topic, its record kept only as removed."""
+        require_role(principal, "operator", "zone")
+        current = await self.bin_for(principal=principal, bin_id=bin_id)
+        updated = {**current, "removed": True, "version": current["version"] + 1,
+                   "updated_at": domain.utcnow()}
+        entry = outbox.tombstone_entry(
+            topic=BINS_TOPIC, key=bin_id, event_type=BinSnapshot.EVENT_TYPE
+        )
+        await self._update_bin(current, updated, [entry])
+
+    async def _update_bin(self, current: dict, updated: dict, entries: list) -> None:
+        changes = _stored_fields(updated)
+        try:
+            await store.update_bin(
+                self.db, bin_id=current["_id"], version=current["version"],
+                changes=changes, entries=entries,
+            )
+        except store.Conflict:
+            raise Problem(409, "Conflict", "The BIN changed meanwhile; read it again.")
+
+    # Members ------------------------------------------------------------------
+
+    async def register_member(
+        self, *, principal: Principal | None, bin_id: str, data: domain.MemberIn
+    ) -> dict[str, Any]:
+        """Register a member who consented: themselves online, or on paper via staff."""
+        found = await store.find_bin(self.db, bin_id=bin_id)
+        if found is None or found["status"] == "dissolved":
+            raise not_found("BIN")
+        recorded_by = None
+        if data.consent.method == "paper" or data.role != "member":
+            if principal is None:
+                raise Problem(401, "Unauthorized",
+                              "Paper consent and roles are recorded by staff only.",
+                              headers={"WWW-Authenticate": "Bearer"})
+            await self._require_bin_staff(principal, found)
+            recorded_by = principal.ref
+        document = self._member_document(bin_doc=found, data=data, recorded_by=recorded_by,
+                                         member_id=domain.new_member_id(bin_id=bin_id))
+        await store.insert_member(self.db, document=document)
+        await store.append_audit(
+            self.db, actor=principal.ref if principal else f"member:{document['_id']}",
+            action="member.register", target_kind="member", target_ids=[document["_id"]],
+        )
+        token = issue_token(
+            secret=self.settings.jwt_secret, role="member", scope=document["_id"],
+            subject=document["_id"],
+            ttl=timedelta(hours=self.settings.member_token_hours),
+        )
+        return {"member_id": document["_id"], "bin_id": bin_id, "token": token}
+
+    async def import_members(
+        self, *, principal: Principal, bin_id: str, data: bytes
+    ) -> dict[str, Any]:
+        """Import a coordinator's CSV: all rows or none, idempotent on a re-run."""
+        found = await store.find_bin(self.db, bin_id=bin_id)
+        if found is None:
+            raise not_found("BIN")
+        await self._require_bin_staff(principal, found)
+        members, errors = domain.parse_member_csv(
+            data, notice_version_default=self.settings.privacy_notice_version
+        )
+        if errors:
+            raise Problem(
+                422, "Invalid rows", f"{len({e.row for e in errors})} row(s) are invalid; "
+                "nothing was imported.",
+                errors=[e.model_dump() for e in errors],
+            )
+        documents = [
+            self._member_document(
+                bin_doc=found, data=member, recorded_by=principal.ref,
+                member_id=domain.new_member_id(
+                    bin_id=bin_id,
+                    stable_key=domain.stable_row_key(member=member, secret=self.index_secret),
+                ),
+            )
+            for member in members
+        ]
+        inserted, present = await store.insert_members(self.db, documents=documents)
+        await store.append_audit(
+            self.db, actor=principal.ref, action="member.import", target_kind="member",
+            target_ids=[d["_id"] for d in documents],
+        )
+        return {"bin_id": bin_id, "rows": len(documents), "imported": inserted,
+                "already_present": present}
+
+    def _member_document(
+        self, *, bin_doc: dict, data: domain.MemberIn, recorded_by: str | None,
+        member_id: str,
+    ) -> dict[str, Any]:
+        now = domain.utcnow()
+        contacts = seal_json(self.keyring, data.contacts.by_channel(), owner=member_id)
+        document = {
+            "_id": member_id,
+            "bin_id": bin_doc["_id"],
+            "zone": bin_doc["zone"],
+            "role": data.role,
+            "status": "active",
+            "language": data.language,
+            "channels": data.channels,
+            "consent": domain.consent_record(data.consent, now=now, recorded_by=recorded_by),
+            "personal": seal_json(
+                self.keyring, json.loads(domain.personal_record(data)), owner=member_id
+            ).model_dump(),
+            "contacts": contacts.model_dump(),
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+        return outbox.with_outbox(document, self._member_entries(document, contacts=True))
+
+    def _member_entries(self, document: dict, *, contacts: bool) -> list[dict[str, Any]]:
+        entries = [outbox.entry(topic=MEMBERSHIPS_TOPIC, key=document["_id"],
+                                event=domain.membership_event(document))]
+        if contacts:
+            entries.append(outbox.entry(
+                topic=CONTACTS_TOPIC, key=document["_id"],
+                event=ContactsSnapshot(member_id=document["_id"],
+                                       contacts=Sealed(**document["contacts"]),
+                                       version=document["version"]),
+            ))
+        return entries
+
+    async def _require_bin_staff(self, principal: Principal, bin_doc: dict) -> None:
+        if principal.role == "coordinator" and principal.scope == bin_doc["_id"]:
+            return
+        if principal.role in ("operator", "zone"):
+            require_zone(principal, bin_doc["zone"])
+            return
+        raise forbid("Your token does not reach this BIN.")
+
+    async def _member_for(self, *, principal: Principal, member_id: str) -> dict[str, Any]:
+        """A member the caller may see: themselves, their coordinator, zone, operator."""
+        try:
+            found = await store.find_member(self.db, member_id=member_id)
+        except domain.RuleError:
+            found = None
+        if found is None or found["status"] == "erased":
+            raise not_found("member")
+        if principal.role == "member":
+            if principal.scope != member_id:
+                raise forbid("A member token reaches only its own member.")
+            return found
+        if principal.role == "coordinator" and principal.scope == found["bin_id"]:
+            return found
+        if principal.role in ("operator", "zone"):
+            require_zone(principal, found["zone"])
+            return found
+        raise forbid("Your token does not reach this member.")
+
+    def _open(self, found: dict[str, Any]) -> dict[str, Any]:
+        personal = open_json(self.keyring, Sealed(**found["personal"]), owner=found["_id"])
+        return {
+            "member_id": found["_id"],
+            "bin_id": found["bin_id"],
+            "zone": found["zone"],
+            "role": found["role"],
+            "status": found["status"],
+            "language": found["language"],
+            "channels": found["channels"],
+            "person": personal["person"],
+            "contacts": personal["contacts"],
+            "consent": found["consent"],
+            "version": found["version"],
+            "created_at": found["created_at"],
+            "updated_at": found["updated_at"],
+        }
+
+    async def read_member(self, *, principal: Principal, member_id: str) -> dict[str, Any]:
+        """Everything held on a member, opened for a caller who may see it (audited)."""
+        found = await self._member_for(principal=principal, member_id=member_id)
+        await store.append_audit(self.db, actor=principal.ref, action="member.read",
+                                 target_kind="member", target_ids=[member_id])
+        return self._open(found)
+
+    async def export_member(self, *, principal: Principal, member_id: str) -> dict:
+        """A member's own export: their record and the audit trail about them."""
+        if principal.role not in ("member", "operator"):
+            raise forbid("Only the member themselves or an operator can export.")
+        record = await self.read_member(principal=principal, member_id=member_id)
+        trail = await store.list_audit(self.db, target_id=member_id)
+        await store.append_audit(self.db, actor=principal.ref, action="member.export",
+                                 target_kind="member", target_ids=[member_id])
+        return {"member": record, "audit_trail": trail,
+                "exported_at": domain.utcnow()}
+
+    async def correct_member(
+        self, *, principal: Principal, member_id: str, patch: domain.MemberPatch
+    ) -> dict[str, Any]:
+        """Correct a member's data; roles and moves only by their coordinator or staff."""
+        found = await self._member_for(principal=principal, member_id=member_id)
+        opened = self._open(found)
+        sent = patch.model_dump(exclude_unset=True)
+        if ("role" in sent or "bin_id" in sent) and principal.role == "member":
+            raise forbid("A member cannot change their own role or BIN.")
+        changes: dict[str, Any] = {}
+        if "bin_id" in sent and sent["bin_id"] != found["bin_id"]:
+            target = await store.find_bin(self.db, bin_id=sent["bin_id"])
+            if target is None or target["status"] == "dissolved":
+                raise domain.RuleError("bin_id", "is not a BIN one can join")
+            await self._require_bin_staff(principal, target)
+            changes.update(bin_id=target["_id"], zone=target["zone"])
+        for field in ("role", "language"):
+            if sent.get(field) is not None:
+                changes[field] = sent[field]
+        person = {**opened["person"], **(sent.get("person") or {})}
+        contacts_in = domain.ContactsIn.model_validate(
+            {**opened["contacts"], **(patch.contacts.model_dump(exclude_unset=True)
+                                      if patch.contacts else {})}
+        )
+        channels = sent.get("channels") or found["channels"]
+        missing = [c for c in channels if c not in contacts_in.by_channel()]
+        if missing:
+            raise domain.RuleError("channels", f"no address for {', '.join(missing)}")
+        changes["channels"] = channels
+        contacts_changed = patch.contacts is not None
+        changes["personal"] = seal_json(
+            self.keyring, {"person": person, "contacts": contacts_in.model_dump()},
+            owner=member_id,
+        ).model_dump()
+        if contacts_changed:
+            changes["contacts"] = seal_json(
+                self.keyring, contacts_in.by_channel(), owner=member_id
+            ).model_dump()
+        updated = {**found, **changes, "version": found["version"] + 1,
+                   "updated_at": domain.utcnow()}
+        await self._update_member(found, updated,
+                                  self._member_entries(updated, contacts=contacts_changed))
+        await store.append_audit(self.db, actor=principal.ref, action="member.correct",
+                                 target_kind="member", target_ids=[member_id],
+                                 fields=sorted(sent))
+        return self._open(updated)
+
+    async def withdraw_consent(self, *, principal: Principal, member_id: str) -> dict:
+        """Withdraw consent: no more messages; the contacts leave Kafka."""
+        found = await self._member_for(principal=principal, member_id=member_id)
+        if principal.role not in ("member", "operator"):
+            raise forbid("Only the member themselves can withdraw their consent.")
+        consent = {**found["consent"], "withdrawn_at": domain.utcnow()}
+        updated = {**found, "status": "withdrawn", "consent": consent,
+                   "version": found["version"] + 1, "updated_at": domain.utcnow()}
+        entries = self._member_entries(updated, contacts=False) + [
+            outbox.tombstone_entry(topic=CONTACTS_TOPIC, key=member_id,
+                                   event_type=ContactsSnapshot.EVENT_TYPE)
+        ]
+        await self._update_member(found, updated, entries)
+        await store.append_audit(self.db, actor=principal.ref, action="member.withdraw",
+                                 target_kind="member", target_ids=[member_id])
+        return domain.public_member(updated)
+
+    async def erase_member(self, *, principal: Principal, member_id: str) -> None:
+        """Erase a member's personal data everywhere the registry reaches."""
+        found = await self._member_for(principal=principal, member_id=member_id)
+        if principal.role == "coordinator":
+            raise forbid("A coordinator cannot erase a member; the member or staff can.")
+        updated = {**found, "status": "erased", "version": found["version"] + 1,
+                   "updated_at": domain.utcnow(),
+                   "consent": {**found["consent"], "withdrawn_at": domain.utcnow()}}
+        for field in ("personal", "contacts"):
+            updated.pop(field, None)
+        entries = self._member_entries(updated, contacts=False) + [
+            outbox.tombstone_entry(topic=CONTACTS_TOPIC, key=member_id,
+                                   event_type=ContactsSnapshot.EVENT_TYPE)
+        ]
+        await self._update_member(found, updated, entries,
+                                  removals=["personal", "contacts"])
+        await store.append_audit(self.db, actor=principal.ref, action="member.erase",
+                                 target_kind="member", target_ids=[member_id])
+
+    async def list_members(self, *, principal: Principal, bin_id: str) -> list[dict]:
+        """The members of a BIN, without personal data."""
+        found = await store.find_bin(self.db, bin_id=bin_id)
+        if found is None:
+            raise not_found("BIN")
+        await self._require_bin_staff(principal, found)
+        members = await store.list_members_of_bin(self.db, bin_id=bin_id)
+        return [domain.public_member(m) for m in members if m["status"] != "erased"]
+
+    async def _update_member(
+        self, current: dict, updated: dict, entries: list, removals: list | None = None
+    ) -> None:
+        changes = _stored_fields(updated)
+        try:
+            await store.update_member(
+                self.db, member_id=current["_id"], version=current["version"],
+                changes=changes, removals=removals, entries=entries,
+            )
+        except store.Conflict:
+            raise Problem(409, "Conflict", "The member changed meanwhile; read again.")
+
+
+def _stored_fields(document: dict[str, Any]) -> dict[str, Any]:
+    """The fields a change sets: everything but the id and the outbox bookkeeping."""
+    skip = ("_id", "outbox", "outbox_pending", "outbox_seq")
+    return {k: v for k, v in document.items() if k not in skip}
+
+
+def _zone_entries(zone: reference.Zone):
+    def entries(version: int) -> list[dict[str, Any]]:
+        return [outbox.entry(topic=ZONES_TOPIC, key=zone.code,
+                             event=reference.zone_to_event(zone, version))]
+    return entries
+
+
+def _bin_entry(document: dict[str, Any]) -> dict[str, Any]:
+    return outbox.entry(topic=BINS_TOPIC, key=document["_id"],
+                        event=domain.bin_event(document))
