@@ -1,4 +1,4 @@
-"""Runs one role of the analytics service: `python -m services.analytics api`."""
+"""Runs one role of the analytics service: `python -m services.analytics api|worker`."""
 
 from __future__ import annotations
 
@@ -8,12 +8,23 @@ from shared.service import main
 
 
 def api() -> None:
-    """Serves the HTTP API."""
+    """Serves the HTTP API, the live stream and the dashboard."""
     from services.analytics.app import app
 
     settings = get_settings()
     serve(app, host=settings.http_host, port=settings.http_port)
 
 
+def worker() -> None:
+    """Runs the Faust coverage worker."""
+    from services.analytics.streams import run_worker
+
+    run_worker(get_settings())
+
+
 if __name__ == "__main__":
-    main(service="analytics", settings=get_settings(), roles={"api": api})
+    main(
+        service="analytics",
+        settings=get_settings(),
+        roles={"api": api, "worker": worker},
+    )

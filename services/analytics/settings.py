@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
-from shared.settings import ServiceSettings
+from shared.settings import ROOT, ServiceSettings
 
 
 class AnalyticsSettings(ServiceSettings):
@@ -12,6 +13,22 @@ class AnalyticsSettings(ServiceSettings):
 
     service_name: str = "analytics"
     http_port: int = 8004
+    worker_metrics_port: int = 6604
+    faust_app_id: str = "bin-analytics"
+    faust_data_root: Path = ROOT / ".run" / "faust"
+    # How often the worker publishes the figures of the zones that changed: one
+    # record per zone per tick however many registry events arrived.
+    publish_interval_s: float = 0.1
+    # How often the worker commits offsets: forwarded records wait for it.
+    commit_interval_s: float = 0.1
+    # Public answers show counts below this as "<N" for areas smaller than a zone.
+    small_count_threshold: int = 5
+    # The province the dashboard opens on (10000 = Antwerpen).
+    dashboard_province: str = "10000"
+
+    def faust_datadir(self) -> Path:
+        """Where the Faust worker keeps its local state."""
+        return self.faust_data_root / self.faust_app_id
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,259 @@
+"""Benchmark of the coverage worker: membership events in, coverage records out.
+
+Starts its own worker (a unique Faust app id), registers a test province with
+zones and BINs, then feeds member joins at steady rates and measures, for every
+join, the time from producing it to the first `analytics.coverage.v1` record of
+its zone that counts it. Writes the figures to bench-results/coverage.json.
+
+Usage: .venv/bin/python scripts/bench_coverage.py [--rates 1000,2000,4000] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections import deque
+from pathlib import Path
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from shared import events  # noqa: E402
+from shared.envelope import decode, encode  # noqa: E402
+from shared.kafka import ensure_topics, new_producer  # noqa: E402
+from shared.settings import ServiceSettings  # noqa: E402
+from tests.builders import analytics as build  # noqa: E402
+
+GOAL_P99_MS = 500.0
+ZONES = 20
+BINS_PER_ZONE = 10
+DRAIN_S = 5.0
+
+
+def start_worker(app_id: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """Starts the coverage worker as `make up` would."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "FAUST_APP_ID": app_id, "WORKER_METRICS_PORT": str(port),
+           "LOG_LEVEL": "WARNING"}
+    with log.open("ab") as handle:
+        return subprocess.Popen([sys.executable, "-m", "services.analytics", "worker"],
+                                cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
+
+
+def wait_ready(url: str, timeout_s: float = 90) -> None:
+    """Polls the worker's readiness page."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"worker not ready at {url}")
+
+
+class Tracker:
+    """Joins sent per zone, matched against the member counts that come out."""
+
+    def __init__(self) -> None:
+        self.sent: dict[str, int] = {}
+        self.pending: dict[str, deque[tuple[int, float]]] = {}
+        self.latencies: list[float] = []
+        self.bins: dict[str, int] = {}
+
+    def joined(self, zone: str) -> None:
+        """Records one more join in a zone, produced now."""
+        count = self.sent.get(zone, 0) + 1
+        self.sent[zone] = count
+        self.pending.setdefault(zone, deque()).append((count, time.perf_counter()))
+
+    def seen(self, zone: str, members: int) -> None:
+        """Matches a coverage record against the joins it counts."""
+        now = time.perf_counter()
+        queue = self.pending.get(zone)
+        while queue and queue[0][0] <= members:
+            self.latencies.append(now - queue[0][1])
+            queue.popleft()
+
+    def outstanding(self) -> int:
+        """Joins not yet seen in a coverage record."""
+        return sum(len(queue) for queue in self.pending.values())
+
+
+async def follow(settings: ServiceSettings, tracker: Tracker, zones: set[str],
+                 stop: asyncio.Event) -> None:
+    """Reads coverage records of the benchmark's zones as they come."""
+    consumer = AIOKafkaConsumer(events.ZoneCoverage.TOPIC,
+                                **settings.kafka_client_options(), group_id=None,
+                                auto_offset_reset="latest")
+    await consumer.start()
+    try:
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=50, max_records=5000)
+            for records in batches.values():
+                for record in records:
+                    if record.key is None or record.key.decode() not in zones:
+                        continue
+                    received = decode(key=record.key, value=record.value,
+                                      headers=record.headers)
+                    if isinstance(received.event, events.ZoneCoverage):
+                        tracker.bins[received.event.zone] = received.event.active_bins
+                        tracker.seen(received.event.zone, received.event.active_members)
+    finally:
+        await consumer.stop()
+
+
+async def run(rates: list[int], seconds: float) -> dict[str, object]:
+    """Runs the benchmark steps and returns the figures."""
+    settings = ServiceSettings()
+    await ensure_topics(settings)
+    run_id = uuid.uuid4().hex[:8]
+    app_id = f"bench-coverage-{run_id}"
+    port = 6700 + int(run_id[:2], 16)
+    worker = start_worker(app_id, port, ROOT / ".run" / "logs" / f"bench-{app_id}.log")
+    producer = new_producer(settings, linger_ms=2)
+    await producer.start()
+    tracker = Tracker()
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/readyz")
+        province = f"bench-{run_id}"
+        zones = [f"bench-{run_id}-z{i}" for i in range(ZONES)]
+        bins = {z: [f"{z}-b{j}" for j in range(BINS_PER_ZONE)] for z in zones}
+        stop = asyncio.Event()
+        follower = asyncio.create_task(follow(settings, tracker, set(zones), stop))
+        await asyncio.sleep(2)
+        for zone in zones:
+            await send(producer, build.zone(zone, province_nis=province), zone)
+            for bin_id in bins[zone]:
+                await send(producer, build.bin_(bin_id, zone=zone,
+                                                territory=[f"{zone}-u0"]), bin_id)
+        # A new app id reads the registry topics from their start: two sentinel
+        # members per zone land on every membership partition (almost surely), and
+        # once all are counted the worker has caught up with the backlog.
+        setup_started = time.perf_counter()
+        for zone in zones:
+            for sentinel in range(2):
+                member_id = f"{zone}-sentinel{sentinel}"
+                tracker.joined(zone)
+                await send(producer, build.member(member_id, bin_id=bins[zone][0],
+                                                  zone=zone), member_id)
+        await producer.flush()
+        while tracker.outstanding() or any(
+            tracker.bins.get(zone) != BINS_PER_ZONE for zone in zones
+        ):
+            await asyncio.sleep(0.2)
+        catch_up_s = round(time.perf_counter() - setup_started, 1)
+        print(json.dumps({"worker_caught_up_after_s": catch_up_s}))
+        await asyncio.sleep(1)
+        steps = []
+        member = 0
+        for rate in rates:
+            tracker.latencies = []
+            started = time.perf_counter()
+            tick = 0.01
+            per_tick = rate * tick
+            sent = 0
+            while (elapsed := time.perf_counter() - started) < seconds:
+                due = int(elapsed / tick * per_tick) + int(per_tick)
+                while sent < due:
+                    zone = zones[member % ZONES]
+                    bin_id = bins[zone][member % BINS_PER_ZONE]
+                    member_id = f"bench-{run_id}-m{member}"
+                    tracker.joined(zone)
+                    await send(producer, build.member(member_id, bin_id=bin_id, zone=zone),
+                               member_id, wait=False)
+                    member += 1
+                    sent += 1
+                await asyncio.sleep(tick)
+            deadline = time.perf_counter() + DRAIN_S
+            while tracker.outstanding() and time.perf_counter() < deadline:
+                await asyncio.sleep(0.05)
+            steps.append(summarise(rate, sent, seconds, tracker))
+            print(json.dumps(steps[-1]))
+            if not steps[-1]["kept_up"]:
+                break
+            await asyncio.sleep(2)
+        stop.set()
+        await follower
+    finally:
+        await producer.stop()
+        worker.terminate()
+        try:
+            worker.wait(15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+    kept = [s["rate_per_s"] for s in steps if s["kept_up"]]
+    return {
+        "benchmark": "coverage",
+        "what": "membership event produced -> its zone's record on analytics.coverage.v1",
+        "zones": ZONES,
+        "bins": ZONES * BINS_PER_ZONE,
+        "seconds_per_step": seconds,
+        "goal": {"rate_per_s": 1000, "p99_ms_below": GOAL_P99_MS},
+        "catch_up_s": catch_up_s,
+        "steps": steps,
+        "highest_rate_kept_up_per_s": max(kept) if kept else 0,
+        "goal_met": any(s["rate_per_s"] >= 1000 and s["meets_goal"] for s in steps),
+    }
+
+
+async def send(producer, event: events.Event, key: str, *, wait: bool = True) -> None:
+    """Publishes one registry snapshot, waiting for the broker only when asked."""
+    body, headers = encode(event, source="bench", subject=key)
+    future = await producer.send(event.TOPIC, value=body, key=key.encode(),
+                                 headers=headers)
+    if wait:
+        await future
+
+
+def summarise(rate: int, sent: int, seconds: float, tracker: Tracker) -> dict[str, object]:
+    """The figures of one step."""
+    values = sorted(tracker.latencies)
+    matched = len(values)
+    if len(values) >= 2:
+        cuts = statistics.quantiles(values, n=100, method="inclusive")
+        p50, p99 = cuts[49] * 1000, cuts[98] * 1000
+    else:
+        p50 = p99 = float("nan")
+    # Keeping up: every join counted before the drain ends, no backlog beyond a second.
+    kept_up = matched == sent and p99 < 1000.0
+    return {
+        "rate_per_s": rate,
+        "achieved_rate_per_s": round(sent / seconds),
+        "sent": sent,
+        "seen": matched,
+        "p50_ms": round(p50, 1),
+        "p99_ms": round(p99, 1),
+        "max_ms": round(values[-1] * 1000, 1) if values else None,
+        "kept_up": kept_up,
+        "meets_goal": kept_up and p99 < GOAL_P99_MS,
+    }
+
+
+def main() -> None:
+    """Parses the arguments, runs the benchmark, writes bench-results/coverage.json."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", default="1000,2000,3000,4000,6000")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    rates = [int(rate) for rate in args.rates.split(",")]
+    result = asyncio.run(run(rates, args.seconds))
+    out = ROOT / "bench-results" / "coverage.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: result[k] for k in ("highest_rate_kept_up_per_s", "goal_met")}))
+
+
+if __name__ == "__main__":
+    main()

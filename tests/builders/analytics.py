@@ -1,0 +1,127 @@
+"""Builders of the registry, report and messaging events the analytics service reads."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from shared import events
+
+NOW = datetime(2026, 2, 9, 10, 0, tzinfo=UTC)
+
+
+def zone(
+    code: str = "ipz10",
+    *,
+    units: list[str] | None = None,
+    province_nis: str = "10000",
+    province_name: str = "Antwerpen",
+    name: str | None = None,
+    version: int = 1,
+) -> events.ZoneSnapshot:
+    """A zone snapshot with four units by default."""
+    return events.ZoneSnapshot(
+        zone=code,
+        name=name or f"PZ {code}",
+        province_nis=province_nis,
+        province_name=province_name,
+        municipalities=[],
+        units=units if units is not None else [f"{code}-u{i}" for i in range(4)],
+        version=version,
+    )
+
+
+def bin_(
+    bin_id: str = "bin-1",
+    *,
+    zone: str = "ipz10",
+    territory: list[str] | None = None,
+    status: str = "active",
+    kind: str = "residential",
+    version: int = 1,
+) -> events.BinSnapshot:
+    """A BIN snapshot, active and residential by default."""
+    return events.BinSnapshot(
+        bin_id=bin_id,
+        zone=zone,
+        name=f"BIN {bin_id}",
+        kind=kind,  # type: ignore[arg-type]
+        status=status,  # type: ignore[arg-type]
+        territory=territory or [],
+        version=version,
+        updated_at=NOW,
+    )
+
+
+def member(
+    member_id: str = "m-1",
+    *,
+    bin_id: str = "bin-1",
+    zone: str = "ipz10",
+    status: str = "active",
+    version: int = 1,
+) -> events.MembershipSnapshot:
+    """A membership snapshot, active by default."""
+    return events.MembershipSnapshot(
+        member_id=member_id,
+        bin_id=bin_id,
+        zone=zone,
+        role="member",
+        status=status,  # type: ignore[arg-type]
+        language="nl",
+        channels=["sms"],
+        version=version,
+        updated_at=NOW,
+    )
+
+
+def report(
+    report_id: str = "r-1",
+    *,
+    zone: str = "ipz10",
+    municipality_nis: str = "11040",
+    category: str = "plantation",
+    hour: datetime = NOW,
+) -> events.ReportSubmitted:
+    """An anonymous report."""
+    return events.ReportSubmitted(
+        report_id=report_id,
+        zone=zone,
+        province_nis="10000",
+        municipality_nis=municipality_nis,
+        category=category,  # type: ignore[arg-type]
+        submitted_hour=hour,
+    )
+
+
+def report_status(
+    report_id: str = "r-1", *, status: str = "closed", outcome: str | None = "found",
+    zone: str = "ipz10",
+) -> events.ReportStatusChanged:
+    """A triage status change."""
+    return events.ReportStatusChanged(
+        report_id=report_id, zone=zone, category="plantation",
+        status=status, outcome=outcome, changed_hour=NOW,  # type: ignore[arg-type]
+    )
+
+
+def alert(alert_id: str = "a-1", *, zone: str = "ipz10", action: str = "alert"):
+    """An accepted alert."""
+    return events.AlertAccepted(
+        alert_id=alert_id, zone=zone, action=action,  # type: ignore[arg-type]
+        category="burglary", urgency="Immediate", severity="Minor",
+        texts={"nl": events.AlertText(headline="h", body="b")}, channels=["sms"],
+        target=events.AlertTarget(kind="zone"), expires_at=NOW + timedelta(hours=4),
+        accepted_at=NOW,
+    )
+
+
+def delivery_status(
+    alert_id: str = "a-1", *, member_id: str = "m-1", channel: str = "sms",
+    status: str = "handed_over", after_s: float = 2.0, zone: str = "ipz10",
+) -> events.DeliveryStatus:
+    """A delivery status, handed over `after_s` seconds after the alert by default."""
+    return events.DeliveryStatus(
+        alert_id=alert_id, member_id=member_id, zone=zone,
+        channel=channel, status=status,  # type: ignore[arg-type]
+        attempt=1, accepted_at=NOW, at=NOW + timedelta(seconds=after_s),
+    )
