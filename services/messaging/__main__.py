@@ -1,10 +1,40 @@
-"""Runs one role of the messaging service: `python -m services.messaging api`."""
+"""Runs one role of the messaging service: `python -m services.messaging <role>`.
+
+Roles: api (HTTP), relay (outbox to Kafka), fanout (Faust worker), sender
+(`--channel sms|email|voice|app|all`), status (delivery status board), gateway
+(local SMTP server and SMS/voice/push gateway).
+"""
 
 from __future__ import annotations
 
-from services.messaging.settings import get_settings
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+
+from services.messaging.settings import MessagingSettings, get_settings
+from shared.catalogue import CHANNELS
 from shared.http import serve
 from shared.service import main
+
+
+def _run_until_signal(work: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run a coroutine until SIGTERM or SIGINT sets its stop event."""
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await work(stop)
+
+    asyncio.run(runner())
+
+
+def _metrics(settings: MessagingSettings) -> None:
+    if settings.worker_metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.worker_metrics_port, addr=settings.http_host)
 
 
 def api() -> None:
@@ -15,5 +45,122 @@ def api() -> None:
     serve(app, host=settings.http_host, port=settings.http_port)
 
 
+def relay() -> None:
+    """Publishes the alerts' outboxes to Kafka."""
+    from shared import outbox
+    from shared.kafka import new_producer
+    from shared.mongo import database, new_client
+
+    settings = get_settings()
+
+    async def alert_collections() -> list[str]:
+        return ["alerts"]
+
+    async def work(stop: asyncio.Event) -> None:
+        client = new_client(settings)
+        producer = new_producer(settings)
+        await producer.start()
+        try:
+            await outbox.run_relay(
+                producer, database(client, settings), collections=alert_collections,
+                source="messaging", stop=stop,
+            )
+        finally:
+            await producer.stop()
+            await client.close()
+
+    _run_until_signal(work)
+
+
+def fanout() -> None:
+    """Runs the Faust fan-out worker."""
+    from faust import Worker
+
+    from services.messaging.streams import build_app
+
+    settings = get_settings()
+    app = build_app(settings)
+    Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+
+
+def sender(channel: str = "all") -> None:
+    """Sends one channel's deliveries, or every channel's with `--channel all`."""
+    from services.messaging.senders import run_sender
+
+    settings = get_settings()
+    channels = list(CHANNELS) if channel == "all" else [channel]
+    if any(c not in CHANNELS for c in channels):
+        raise SystemExit(f"--channel must be one of {', '.join(CHANNELS)} or all")
+    _metrics(settings)
+
+    async def work(stop: asyncio.Event) -> None:
+        await asyncio.gather(
+            *(run_sender(settings, channel=c, stop=stop) for c in channels)
+        )
+
+    _run_until_signal(work)
+
+
+def status() -> None:
+    """Aggregates delivery statuses into one document per alert."""
+    import time
+
+    from services.messaging.consumers import StatusBoards, replay_and_follow
+    from shared.events import DeliveryStatus
+    from shared.mongo import database, new_client
+
+    settings = get_settings()
+    _metrics(settings)
+
+    async def work(stop: asyncio.Event) -> None:
+        client = new_client(settings)
+        boards = StatusBoards(db=database(client, settings))
+        last = [0.0]
+
+        async def flush_now_and_then() -> None:
+            # Summaries are recomputed whole; once a second keeps that cheap.
+            if time.monotonic() - last[0] >= 1.0:
+                last[0] = time.monotonic()
+                await boards.flush()
+
+        try:
+            await replay_and_follow(
+                settings, topics=[DeliveryStatus.TOPIC], apply=boards.apply, stop=stop,
+                caught_up=asyncio.Event(), on_idle=flush_now_and_then,
+            )
+            await boards.flush()
+        finally:
+            await client.close()
+
+    _run_until_signal(work)
+
+
+def gateway() -> None:
+    """Runs the local SMTP server and SMS/voice/push gateway."""
+    from services.messaging.gateway import run_gateway
+
+    settings = get_settings()
+
+    async def work(stop: asyncio.Event) -> None:
+        await run_gateway(
+            host=settings.gateway_host, http_port=settings.gateway_http_port,
+            smtp_port=settings.gateway_smtp_port, directory=settings.gateway_store_dir,
+            stop=stop,
+        )
+
+    _run_until_signal(work)
+
+
 if __name__ == "__main__":
-    main(service="messaging", settings=get_settings(), roles={"api": api})
+    main(
+        service="messaging",
+        settings=get_settings(),
+        roles={
+            "api": api,
+            "relay": relay,
+            "fanout": fanout,
+            "sender": sender,
+            "status": status,
+            "gateway": gateway,
+        },
+    )

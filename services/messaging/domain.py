@@ -323,3 +323,219 @@ def render_text(
             spoken = f"{_sentence(urgent.capitalize())} {spoken}"
         return None, spoken.strip()
     raise ValueError(f"unknown channel {channel}")
+
+
+# --- Targeting -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BinInfo:
+    """What the fan-out and the API know of a BIN: zone, whether it is active, where."""
+
+    bin_id: str
+    zone: str
+    active: bool
+    municipalities: frozenset[str]
+
+
+def municipalities_of(territory: Iterable[str]) -> frozenset[str]:
+    """Return the NIS codes of the municipalities a list of sector codes lies in."""
+    # A statistical sector code starts with its municipality's five-digit NIS code.
+    return frozenset(unit[:5] for unit in territory if len(unit) >= 5)
+
+
+def target_problems(
+    *,
+    kind: str,
+    values: Iterable[str],
+    zone_municipalities: Iterable[str],
+    zone_bins: Iterable[str],
+) -> list[str]:
+    """Return why a target does not lie inside the sender's zone (empty if it does)."""
+    values = list(values)
+    if kind == "zone":
+        return []
+    if not values:
+        return [f"a {kind} target needs at least one value"]
+    allowed = set(zone_municipalities if kind == "municipalities" else zone_bins)
+    what = "municipality" if kind == "municipalities" else "BIN"
+    return [f"{what} {value} is not in the zone" for value in values if value not in allowed]
+
+
+def resolve_bins(*, kind: str, values: Iterable[str], bins: Iterable[BinInfo]) -> list[str]:
+    """Return the active BINs an alert's target reaches, sorted."""
+    wanted = set(values)
+    chosen = []
+    for info in bins:
+        if not info.active:
+            continue
+        if (
+            kind == "zone"
+            or (kind == "bins" and info.bin_id in wanted)
+            or (kind == "municipalities" and info.municipalities & wanted)
+        ):
+            chosen.append(info.bin_id)
+    return sorted(chosen)
+
+
+# --- Fan-out -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemberPlan:
+    """The deliveries one member gets for one alert: channels, fallbacks, language."""
+
+    language: str
+    channels: tuple[str, ...]
+    fallbacks: dict[str, tuple[str, ...]]
+
+
+def plan_member(
+    *,
+    member_channels: Iterable[str],
+    member_language: str,
+    alert_channels: Iterable[str],
+    alert_languages: Iterable[str],
+) -> MemberPlan | None:
+    """Return what to send to one member, or None when no chosen channel is used.
+
+    The member's channels that the alert uses each get a delivery; after a
+    permanent failure the member's other chosen channels that got no delivery are
+    tried in FALLBACK_ORDER.
+    """
+    chosen = [c for c in dict.fromkeys(member_channels) if c in CHANNELS]
+    used = set(alert_channels)
+    channels = tuple(c for c in chosen if c in used)
+    if not channels:
+        return None
+    fallbacks = {
+        channel: tuple(
+            c
+            for c in fallback_channels(chosen=chosen, failed=channel)
+            if c not in channels
+        )
+        for channel in channels
+    }
+    language = choose_language(member_language=member_language, available=alert_languages)
+    return MemberPlan(language=language, channels=channels, fallbacks=fallbacks)
+
+
+# --- Status --------------------------------------------------------------------
+
+STATUS_RANK = {"pending": 0, "handed_over": 2, "failed": 2, "gave_up": 2, "cancelled": 1}
+COUNTED_AS = {
+    "pending": "pending",
+    "handed_over": "handed_over",
+    "failed": "failed",
+    "gave_up": "failed",
+    "cancelled": "cancelled",
+}
+
+
+@dataclass
+class AlertBoard:
+    """The status of every delivery of one alert, safe under redelivery and reorder."""
+
+    alert_id: str
+    zone: str = ""
+    accepted_at: datetime | None = None
+    deliveries: dict[tuple[str, str], tuple[str, str | None]] = field(
+        default_factory=dict
+    )
+    first_handover_at: datetime | None = None
+    last_handover_at: datetime | None = None
+
+    def apply(
+        self,
+        *,
+        member_id: str,
+        channel: str,
+        status: str,
+        at: datetime,
+        reason: str | None = None,
+    ) -> bool:
+        """Record one status report; return whether anything changed.
+
+        A delivery only moves forward (pending, then cancelled, then a final
+        outcome), so a report that arrives twice or late changes nothing.
+        """
+        key = (member_id, channel)
+        current = self.deliveries.get(key)
+        if current is not None and STATUS_RANK[current[0]] >= STATUS_RANK[status]:
+            return False
+        self.deliveries[key] = (status, reason)
+        if status == "handed_over":
+            if self.first_handover_at is None or at < self.first_handover_at:
+                self.first_handover_at = at
+            if self.last_handover_at is None or at > self.last_handover_at:
+                self.last_handover_at = at
+        return True
+
+    def summary(self) -> dict[str, object]:
+        """Counts per channel and status, times, and failure reasons without addresses."""
+        by_channel: dict[str, dict[str, int]] = {}
+        failures: dict[tuple[str, str], int] = {}
+        for (_, channel), (status, reason) in self.deliveries.items():
+            counts = by_channel.setdefault(
+                channel, {"pending": 0, "handed_over": 0, "failed": 0, "cancelled": 0}
+            )
+            counts[COUNTED_AS[status]] += 1
+            if COUNTED_AS[status] == "failed":
+                pair = (channel, reason or status)
+                failures[pair] = failures.get(pair, 0) + 1
+        members = {member for member, _ in self.deliveries}
+
+        def seconds(at: datetime | None) -> float | None:
+            if at is None or self.accepted_at is None:
+                return None
+            return round((at - self.accepted_at).total_seconds(), 3)
+
+        return {
+            "alert_id": self.alert_id,
+            "zone": self.zone,
+            "targeted_members": len(members),
+            "by_channel": by_channel,
+            "first_handover_at": self.first_handover_at,
+            "last_handover_at": self.last_handover_at,
+            "seconds_to_first_handover": seconds(self.first_handover_at),
+            "seconds_to_last_handover": seconds(self.last_handover_at),
+            "failures": [
+                {"channel": channel, "reason": reason, "count": count}
+                for (channel, reason), count in sorted(failures.items())
+            ],
+        }
+
+
+# --- Alert state as the senders see it ----------------------------------------
+
+
+@dataclass
+class AlertState:
+    """The latest word on one alert: its texts, whether it was cancelled."""
+
+    texts: dict[str, AlertText]
+    cancelled: bool = False
+    revision: int = 0
+
+
+def apply_alert_action(
+    states: dict[str, AlertState],
+    *,
+    alert_id: str,
+    action: str,
+    references: str | None,
+    texts: dict[str, AlertText],
+) -> str | None:
+    """Fold one accepted alert, update or cancel into the states; return the id changed."""
+    if action == "alert":
+        states.setdefault(alert_id, AlertState(texts=dict(texts)))
+        return alert_id
+    if references is None:
+        return None
+    state = states.setdefault(references, AlertState(texts=dict(texts)))
+    if action == "cancel":
+        state.cancelled = True
+    elif action == "update" and texts:
+        state.texts = dict(texts)
+        state.revision += 1
+    return references

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
-from shared.settings import ServiceSettings
+from shared.settings import ROOT, ServiceSettings
 
 
 class MessagingSettings(ServiceSettings):
@@ -12,6 +13,60 @@ class MessagingSettings(ServiceSettings):
 
     service_name: str = "messaging"
     http_port: int = 8002
+    # Empty means <reference_dir>/cap/CAP-v1.2.xsd.
+    cap_schema_path: Path | None = None
+    public_base_url: str = ""
+    alert_default_validity_s: int = 24 * 3600
+
+    # Fan-out worker (Faust).
+    faust_app_id: str = "bin-messaging-fanout"
+    faust_web_port: int = 6066
+    faust_datadir: Path = ROOT / ".run" / "faust"
+    fanout_partitions: int = 4
+
+    # Consumer groups; tests give each run its own.
+    sender_group_prefix: str = "messaging-sender"
+    status_group: str = "messaging-status"
+
+    # Local providers (role `gateway`) and where the senders reach them.
+    gateway_host: str = "127.0.0.1"
+    gateway_http_port: int = 8025
+    gateway_smtp_port: int = 2525
+    gateway_store_dir: Path = ROOT / ".run" / "gateway"
+    gateway_url: str = "http://127.0.0.1:8025"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 2525
+    smtp_connections: int = 4
+    mail_from: str = "bin-alerts@messaging.example"
+
+    # Pacing per provider; 0 means unthrottled (benchmarks only).
+    sms_rate_per_s: float = 100.0
+    voice_max_concurrent_calls: int = 600
+    voice_rate_per_s: float = 50.0
+    email_rate_per_s: float = 200.0
+    app_rate_per_s: float = 500.0
+    provider_batch_size: int = 100
+    sender_batch_size: int = 500
+
+    # Retries of temporary failures.
+    retry_base_s: float = 1.0
+    retry_cap_s: float = 60.0
+    give_up_after_s: float = 900.0
+    provider_timeout_s: float = 10.0
+    sms_max_segments: int = 3
+
+    def schema_path(self) -> Path:
+        """The CAP 1.2 schema documents are validated against."""
+        return self.cap_schema_path or self.reference_dir / "cap" / "CAP-v1.2.xsd"
+
+    def rate_per_s(self, channel: str) -> float:
+        """The configured rate of one channel's provider; 0 is unthrottled."""
+        return {
+            "sms": self.sms_rate_per_s,
+            "voice": self.voice_rate_per_s,
+            "email": self.email_rate_per_s,
+            "app": self.app_rate_per_s,
+        }[channel]
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,219 @@
+"""Local providers: an SMTP server and an HTTP SMS/voice/push gateway that record.
+
+They stand in for the commercial providers locally and in tests: they speak the
+real protocols, deduplicate on the idempotency key the way a gateway with an
+`Idempotency-Key` header does, keep what they received on disk so that a restart
+forgets nothing, and can be told to fail for a recipient.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+log = logging.getLogger("bin.messaging.gateway")
+
+HTTP_CHANNELS = {"sms": "sms", "voice": "voice", "push": "app"}
+
+
+@dataclass
+class FailureRule:
+    """How the gateway answers one recipient: temporarily or permanently failing."""
+
+    mode: str
+    remaining: int | None = None
+
+    def take(self) -> str | None:
+        """Return the failure mode for the next message, counting it down."""
+        if self.remaining is not None:
+            if self.remaining <= 0:
+                return None
+            self.remaining -= 1
+        return self.mode
+
+
+@dataclass
+class GatewayStore:
+    """Everything received, by idempotency key, mirrored to a JSON-lines file."""
+
+    directory: Path
+    messages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failures: dict[str, FailureRule] = field(default_factory=dict)
+    attempts: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.path = self.directory / "received.jsonl"
+        if self.path.exists():
+            for line in self.path.read_text().splitlines():
+                if line.strip():
+                    record = json.loads(line)
+                    self.messages[record["idempotency_key"]] = record
+        self._file = self.path.open("a", encoding="utf-8")
+
+    def failure_for(self, recipient: str) -> str | None:
+        """The failure to answer for a recipient now, if a rule says so."""
+        rule = self.failures.get(recipient)
+        return rule.take() if rule else None
+
+    def accept(self, record: dict[str, Any]) -> str:
+        """Store a message unless its key was seen; return accepted or duplicate."""
+        key = record["idempotency_key"]
+        self.attempts[key] = self.attempts.get(key, 0) + 1
+        if key in self.messages:
+            return "duplicate"
+        record["received_at"] = datetime.now(UTC).isoformat()
+        self.messages[key] = record
+        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        return "accepted"
+
+    def flush(self) -> None:
+        """Write buffered records to disk."""
+        self._file.flush()
+
+    def find(self, **wanted: str) -> list[dict[str, Any]]:
+        """Messages whose fields equal the given values."""
+        return [
+            m
+            for m in self.messages.values()
+            if all(str(m.get(name)) == value for name, value in wanted.items())
+        ]
+
+
+def http_app(gateway: GatewayStore) -> web.Application:
+    """The HTTP side: send endpoints per channel, read-back and failure control."""
+    routes = web.RouteTableDef()
+
+    @routes.post("/v1/{kind}")
+    async def send(request: web.Request) -> web.Response:
+        """Accepts one message or a batch for SMS, voice or push."""
+        kind = request.match_info["kind"]
+        if kind not in HTTP_CHANNELS:
+            return web.json_response({"error": "unknown endpoint"}, status=404)
+        body = await request.json()
+        items = body.get("messages") if isinstance(body, dict) else None
+        if items is None:
+            key = request.headers.get("Idempotency-Key") or body.get("idempotency_key")
+            items = [{**body, "idempotency_key": key}]
+        results = []
+        for item in items:
+            key, to = item.get("idempotency_key"), item.get("to")
+            if not key or not to:
+                results.append({"idempotency_key": key, "status": "rejected",
+                                "reason": "idempotency_key and to are required"})
+                continue
+            failure = gateway.failure_for(to)
+            if failure is not None:
+                gateway.attempts[key] = gateway.attempts.get(key, 0) + 1
+                status = "rejected" if failure == "permanent" else "retry"
+                results.append({"idempotency_key": key, "status": status,
+                                "reason": f"recipient {failure}ly unreachable"})
+                continue
+            record = {**item, "channel": HTTP_CHANNELS[kind]}
+            results.append({"idempotency_key": key, "status": gateway.accept(record)})
+        gateway.flush()
+        return web.json_response({"results": results})
+
+    @routes.get("/v1/messages")
+    async def messages(request: web.Request) -> web.Response:
+        """Lists what arrived, filtered by any field (channel, to, alert_id...)."""
+        found = gateway.find(**dict(request.query))
+        return web.json_response({"count": len(found), "messages": found})
+
+    @routes.get("/v1/attempts/{key}")
+    async def attempts(request: web.Request) -> web.Response:
+        """How many times a key was presented, duplicates and failures included."""
+        key = request.match_info["key"]
+        return web.json_response({"attempts": gateway.attempts.get(key, 0)})
+
+    @routes.post("/v1/failures")
+    async def fail(request: web.Request) -> web.Response:
+        """Makes the gateway and the SMTP server fail for one recipient."""
+        body = await request.json()
+        if body.get("mode") not in ("temporary", "permanent"):
+            return web.json_response({"error": "mode is temporary or permanent"}, status=400)
+        gateway.failures[body["to"]] = FailureRule(body["mode"], body.get("times"))
+        return web.json_response({"ok": True})
+
+    @routes.get("/healthz")
+    async def healthz(request: web.Request) -> web.Response:
+        """Answers while the gateway is alive."""
+        return web.json_response({"status": "alive"})
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.add_routes(routes)
+    return app
+
+
+class MailHandler:
+    """aiosmtpd handler that stores each message once per Message-ID and recipient."""
+
+    def __init__(self, gateway: GatewayStore) -> None:
+        self.gateway = gateway
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        """Refuses recipients that a failure rule covers."""
+        failure = self.gateway.failure_for(address)
+        if failure == "permanent":
+            return "550 5.1.1 mailbox unavailable"
+        if failure == "temporary":
+            return "451 4.3.0 mailbox busy, try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        """Stores the message for every recipient, once per idempotency key."""
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        key = str(message.get("X-Idempotency-Key") or message.get("Message-ID") or "")
+        body = message.get_body(preferencelist=("plain",))
+        text = body.get_content() if body is not None else ""
+        for rcpt in envelope.rcpt_tos:
+            self.gateway.accept(
+                {
+                    "idempotency_key": key if len(envelope.rcpt_tos) == 1 else f"{key}/{rcpt}",
+                    "channel": "email",
+                    "to": rcpt,
+                    "subject": str(message.get("Subject", "")),
+                    "text": text,
+                    "message_id": str(message.get("Message-ID", "")),
+                    "alert_id": str(message.get("X-Alert-Id", "")),
+                }
+            )
+        self.gateway.flush()
+        return "250 Message accepted"
+
+
+async def run_gateway(
+    *, host: str, http_port: int, smtp_port: int, directory: Path, stop: asyncio.Event
+) -> None:
+    """Serve the HTTP gateway and the SMTP server until `stop` is set."""
+    gateway = GatewayStore(directory)
+    runner = web.AppRunner(http_app(gateway), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, http_port)
+    await site.start()
+    loop = asyncio.get_running_loop()
+    smtp = await loop.create_server(
+        lambda: SMTP(MailHandler(gateway), hostname="bin-gateway.local",
+                     data_size_limit=1024 * 1024),
+        host=host,
+        port=smtp_port,
+    )
+    log.info("gateway listening", extra={"url": f"http://{host}:{http_port}"})
+    try:
+        await stop.wait()
+    finally:
+        smtp.close()
+        await runner.cleanup()

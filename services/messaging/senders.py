@@ -1,0 +1,332 @@
+"""Channel senders: paced hand-over to providers, retries, fallback, status reports.
+
+A sender records the idempotency keys it has finished in its database before it
+commits its offsets, and the providers deduplicate on the same key, so a sender
+that dies mid-alert neither skips nor repeats a member.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from services.messaging import domain, store, telemetry
+from services.messaging.consumers import AlertStates, replay_and_follow
+from services.messaging.providers import Outbound, Outcome, Provider, provider_for
+from services.messaging.settings import MessagingSettings
+from shared import crypto
+from shared.envelope import EnvelopeError, decode, encode
+from shared.events import AlertAccepted, Delivery, DeliveryStatus
+from shared.kafka import send_to_dead_letter
+from shared.mongo import database, new_client
+
+log = logging.getLogger("bin.messaging.sender")
+SOURCE = "messaging.sender"
+
+
+def delivery_topic(channel: str) -> str:
+    """The topic a channel's deliveries travel on."""
+    return Delivery.TOPIC.format(channel=channel)
+
+
+def status_event(
+    delivery: Delivery, *, status: str, attempt: int = 0, reason: str | None = None,
+    segments: int | None = None,
+) -> DeliveryStatus:
+    """The status report of one delivery."""
+    return DeliveryStatus(
+        alert_id=delivery.alert_id,
+        member_id=delivery.member_id,
+        zone=delivery.zone,
+        channel=delivery.channel,
+        status=status,  # type: ignore[arg-type]
+        attempt=attempt,
+        reason=reason,
+        segments=segments,
+        accepted_at=delivery.accepted_at,
+        at=datetime.now(UTC),
+    )
+
+
+@dataclass
+class Prepared:
+    """A delivery, the message made of it, and what to do if it fails for good."""
+
+    delivery: Delivery
+    message: Outbound
+    contacts: dict[str, str]
+
+
+class Sender:
+    """Hands one channel's deliveries to its provider and reports every outcome."""
+
+    def __init__(
+        self,
+        *,
+        settings: MessagingSettings,
+        channel: str,
+        provider: Provider,
+        producer: AIOKafkaProducer,
+        db: object,
+        alerts: AlertStates,
+        keyring: crypto.KeyRing,
+    ) -> None:
+        self.settings, self.channel, self.provider = settings, channel, provider
+        self.producer, self.db, self.alerts, self.keyring = producer, db, alerts, keyring
+        rate = settings.rate_per_s(channel)
+        self.pacer = domain.Pacer(rate, burst=max(1.0, rate / 10)) if rate > 0 else None
+        self.backoff = domain.Backoff(base_s=settings.retry_base_s, cap_s=settings.retry_cap_s)
+        self.batch = settings.provider_batch_size
+        if channel == "voice":
+            self.batch = min(self.batch, settings.voice_max_concurrent_calls)
+        self.in_flight = asyncio.Semaphore(
+            max(1, settings.voice_max_concurrent_calls // self.batch)
+            if channel == "voice" else 4
+        )
+        self.pending_sends: list[asyncio.Future[object]] = []
+
+    async def _publish(self, topic: str, *, key: str, event: object) -> None:
+        body, headers = encode(event, source=SOURCE, subject=key)  # type: ignore[arg-type]
+        self.pending_sends.append(
+            await self.producer.send(topic, value=body, key=key.encode(), headers=headers)
+        )
+
+    async def report(self, delivery: Delivery, **fields: object) -> None:
+        """Queue a status report for the delivery; flushed before the commit."""
+        event = status_event(delivery, **fields)  # type: ignore[arg-type]
+        telemetry.record_delivery(channel=delivery.channel, status=event.status)
+        await self._publish(DeliveryStatus.TOPIC, key=delivery.alert_id, event=event)
+
+    async def handle_batch(self, deliveries: list[Delivery]) -> None:
+        """Send a batch: skip finished keys, send the rest, record, report."""
+        done = await store.find_sent_keys(
+            self.db, channel=self.channel, keys=[d.idempotency_key for d in deliveries]
+        )
+        todo: dict[str, Delivery] = {}
+        for delivery in deliveries:
+            if delivery.idempotency_key not in done:
+                todo[delivery.idempotency_key] = delivery
+        items = list(todo.values())
+        chunks = [items[i : i + self.batch] for i in range(0, len(items), self.batch)]
+        results = await asyncio.gather(*(self._send_chunk(chunk) for chunk in chunks))
+        finished: list[str] = []
+        finished += [key for keys in results for key in keys]
+        await store.record_sent_keys(
+            self.db, channel=self.channel, keys=finished, at=datetime.now(UTC)
+        )
+        sends, self.pending_sends = self.pending_sends, []
+        await asyncio.gather(*sends)
+
+    async def _prepare(self, delivery: Delivery) -> Prepared | None:
+        """Build the message, or report why there is none; None when finished."""
+        state = self.alerts.states.get(delivery.alert_id)
+        if state is not None and state.cancelled:
+            await self.report(delivery, status="cancelled", reason="alert cancelled")
+            return None
+        if delivery.expires_at <= datetime.now(UTC):
+            await self.report(delivery, status="gave_up", reason="alert expired")
+            return None
+        text = delivery.text
+        if state is not None and state.revision > 0:
+            language = domain.choose_language(
+                member_language=delivery.language, available=state.texts
+            )
+            text = state.texts[language]
+        try:
+            contacts = crypto.open_json(
+                self.keyring, delivery.address, owner=delivery.member_id
+            )
+        except crypto.SealError as error:
+            await self.report(delivery, status="failed", reason=str(error))
+            return None
+        address = contacts.get(self.channel) if isinstance(contacts, dict) else None
+        if not address:
+            await self._fail(delivery, contacts or {}, reason="no address for channel")
+            return None
+        subject, body = domain.render_text(
+            channel=self.channel, text=text, category=delivery.category,
+            urgency=delivery.urgency, language=delivery.language,
+            sms_max_segments=self.settings.sms_max_segments,
+        )
+        segments = encoding = None
+        if self.channel == "sms":
+            sms = domain.encode_sms(body)
+            segments, encoding = sms.segments, sms.encoding
+        message = Outbound(
+            key=delivery.idempotency_key, alert_id=delivery.alert_id, to=address,
+            subject=subject, text=body, segments=segments, encoding=encoding,
+        )
+        return Prepared(delivery=delivery, message=message, contacts=contacts)
+
+    async def _send_chunk(self, deliveries: list[Delivery]) -> list[str]:
+        """Send one provider batch with retries; return the keys finished."""
+        first_at = datetime.now(UTC)
+        attempt = 0
+        finished: list[str] = []
+        if self.pacer is not None:
+            wait = self.pacer.reserve(time.monotonic(), len(deliveries))
+            if wait > 0:
+                await asyncio.sleep(wait)
+        # Prepared only now, after pacing, so that a cancel or an update that
+        # arrived meanwhile applies.
+        chunk: list[Prepared] = []
+        for delivery in deliveries:
+            prepared = await self._prepare(delivery)
+            if prepared is None:
+                finished.append(delivery.idempotency_key)
+            else:
+                chunk.append(prepared)
+        while chunk:
+            attempt += 1
+            async with self.in_flight:
+                outcomes = await self.provider.send([p.message for p in chunk])
+            by_key: dict[str, Outcome] = {o.key: o for o in outcomes}
+            retry: list[Prepared] = []
+            for prepared in chunk:
+                outcome = by_key[prepared.message.key]
+                delivery = prepared.delivery
+                if outcome.result == "handed_over":
+                    now = datetime.now(UTC)
+                    telemetry.record_handover(
+                        channel=self.channel,
+                        seconds=(now - delivery.accepted_at).total_seconds(),
+                    )
+                    await self.report(
+                        delivery, status="handed_over", attempt=attempt,
+                        segments=prepared.message.segments,
+                    )
+                    finished.append(delivery.idempotency_key)
+                elif outcome.result == "permanent":
+                    await self._fail(
+                        delivery, prepared.contacts, reason=outcome.reason or "refused",
+                        attempt=attempt,
+                    )
+                    finished.append(delivery.idempotency_key)
+                elif domain.should_give_up(
+                    first_attempt_at=first_at, now=datetime.now(UTC),
+                    give_up_after_s=self.settings.give_up_after_s,
+                ):
+                    log.warning(
+                        "GAVE UP delivery kept failing",
+                        extra={"alert_id": delivery.alert_id, "channel": self.channel,
+                               "attempt": attempt},
+                    )
+                    await self.report(
+                        delivery, status="gave_up", attempt=attempt, reason=outcome.reason
+                    )
+                    finished.append(delivery.idempotency_key)
+                else:
+                    await self.report(
+                        delivery, status="pending", attempt=attempt, reason=outcome.reason
+                    )
+                    retry.append(prepared)
+            chunk = retry
+            if chunk:
+                delay = self.backoff.delay(attempt)
+                log.info(
+                    "RETRY temporary failures after back-off",
+                    extra={"channel": self.channel, "count": len(chunk),
+                           "attempt": attempt, "seconds": round(delay, 2)},
+                )
+                await asyncio.sleep(delay)
+        return finished
+
+    async def _fail(
+        self, delivery: Delivery, contacts: object, *, reason: str, attempt: int = 0
+    ) -> None:
+        """Report a permanent failure and hand the delivery to the next channel."""
+        await self.report(delivery, status="failed", attempt=attempt, reason=reason)
+        if not delivery.fallbacks:
+            return
+        channel, *rest = delivery.fallbacks
+        fallback = delivery.model_copy(
+            update={
+                "channel": channel,
+                "fallbacks": rest,
+                "idempotency_key": domain.delivery_key(
+                    alert_id=delivery.alert_id, member_id=delivery.member_id,
+                    channel=channel,
+                ),
+            }
+        )
+        log.info(
+            "falling back to the next chosen channel",
+            extra={"alert_id": delivery.alert_id, "channel": channel},
+        )
+        await self._publish(
+            delivery_topic(channel), key=delivery.member_id, event=fallback
+        )
+        await self.report(fallback, status="pending", reason=f"fallback from {self.channel}")
+
+
+async def run_sender(settings: MessagingSettings, *, channel: str, stop: asyncio.Event) -> None:
+    """Consume one channel's deliveries until `stop` is set."""
+    keyring = crypto.keyring_from_settings(
+        settings.contacts_keys, settings.contacts_active_key_id
+    )
+    client = new_client(settings)
+    db = database(client, settings)
+    producer = AIOKafkaProducer(
+        **settings.kafka_client_options(), enable_idempotence=True, acks="all",
+        linger_ms=5, max_batch_size=512 * 1024,
+    )
+    await producer.start()
+    alerts = AlertStates()
+    follower = asyncio.create_task(
+        replay_and_follow(
+            settings, topics=[AlertAccepted.TOPIC], apply=alerts.apply, stop=stop,
+            caught_up=alerts.caught_up,
+        )
+    )
+    provider = provider_for(channel, settings=settings)
+    sender = Sender(
+        settings=settings, channel=channel, provider=provider, producer=producer,
+        db=db, alerts=alerts, keyring=keyring,
+    )
+    group = f"{settings.sender_group_prefix}-{channel}"
+    consumer = AIOKafkaConsumer(
+        delivery_topic(channel),
+        **settings.kafka_client_options(),
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=settings.sender_batch_size,
+    )
+    try:
+        # Cancellations must be known before the first delivery goes out.
+        await alerts.caught_up.wait()
+        await consumer.start()
+        log.info("sender ready", extra={"channel": channel})
+        while not stop.is_set():
+            batches = await consumer.getmany(
+                timeout_ms=200, max_records=settings.sender_batch_size
+            )
+            deliveries: list[Delivery] = []
+            for records in batches.values():
+                for record in records:
+                    try:
+                        received = decode(
+                            key=record.key, value=record.value, headers=record.headers
+                        )
+                    except EnvelopeError as error:
+                        await send_to_dead_letter(
+                            producer, record=record, reason=str(error), consumer=group
+                        )
+                        continue
+                    if isinstance(received.event, Delivery):
+                        deliveries.append(received.event)
+            if deliveries:
+                await sender.handle_batch(deliveries)
+            if batches:
+                await consumer.commit()
+    finally:
+        await consumer.stop()
+        await provider.close()
+        follower.cancel()
+        await producer.stop()
+        await client.close()

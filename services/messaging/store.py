@@ -1,0 +1,124 @@
+"""Storage of the messaging service: alerts with their outbox, status, sent keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo import ReplaceOne
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from shared import outbox
+from shared.events import AlertAccepted
+
+ALERTS = "alerts"
+STATUS = "alert_status"
+
+
+class AlertExists(Exception):
+    """An alert with this id was accepted before."""
+
+
+def alert_document(event: AlertAccepted) -> dict[str, Any]:
+    """The stored form of an accepted alert."""
+    return {
+        "_id": event.alert_id,
+        "zone": event.zone,
+        "state": "active",
+        "event": event.model_dump(mode="json"),
+        "revisions": [],
+        "accepted_at": event.accepted_at,
+    }
+
+
+async def insert_alert_with_outbox(db: AsyncDatabase, *, event: AlertAccepted) -> None:
+    """Store a new alert and its event in one write; AlertExists for a reused id."""
+    entries = [outbox.entry(topic=event.TOPIC, key=event.zone, event=event)]
+    try:
+        await db[ALERTS].insert_one(outbox.with_outbox(alert_document(event), entries))
+    except DuplicateKeyError:
+        raise AlertExists(event.alert_id) from None
+    await outbox.mark_dirty(db, collection=ALERTS)
+
+
+async def find_alert(db: AsyncDatabase, *, alert_id: str) -> dict[str, Any] | None:
+    """The stored alert, without its outbox."""
+    return await db[ALERTS].find_one({"_id": alert_id}, {"outbox": 0})
+
+
+async def revise_alert_with_outbox(
+    db: AsyncDatabase, *, original_id: str, event: AlertAccepted
+) -> bool:
+    """Record an update or cancel on its alert with the event, in one write.
+
+    Returns False when the alert is unknown or already cancelled.
+    """
+    update = outbox.outbox_update(
+        [outbox.entry(topic=event.TOPIC, key=event.zone, event=event)]
+    )
+    state = "cancelled" if event.action == "cancel" else "updated"
+    update["$set"] = {**update["$set"], "state": state}
+    if event.action == "update":
+        update["$set"]["event.texts"] = event.model_dump(mode="json")["texts"]
+    update["$push"]["revisions"] = {
+        "alert_id": event.alert_id,
+        "action": event.action,
+        "accepted_at": event.accepted_at,
+    }
+    result = await db[ALERTS].update_one(
+        {"_id": original_id, "state": {"$ne": "cancelled"}}, update
+    )
+    if result.modified_count != 1:
+        return False
+    await outbox.mark_dirty(db, collection=ALERTS)
+    return True
+
+
+async def save_status_summaries(
+    db: AsyncDatabase, *, summaries: list[dict[str, Any]]
+) -> None:
+    """Replace the status documents of some alerts."""
+    if summaries:
+        await db[STATUS].bulk_write(
+            [ReplaceOne({"_id": s["alert_id"]}, s, upsert=True) for s in summaries],
+            ordered=False,
+        )
+
+
+async def find_status(db: AsyncDatabase, *, alert_id: str) -> dict[str, Any] | None:
+    """The status document of one alert."""
+    return await db[STATUS].find_one({"_id": alert_id})
+
+
+def sent_collection(channel: str) -> str:
+    """The collection of idempotency keys a channel's sender has handed over."""
+    return f"sent_{channel}"
+
+
+async def find_sent_keys(
+    db: AsyncDatabase, *, channel: str, keys: list[str]
+) -> set[str]:
+    """Which of these idempotency keys were already handed over."""
+    found: set[str] = set()
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        cursor = db[sent_collection(channel)].find({"_id": {"$in": chunk}}, {"_id": 1})
+        found.update([doc["_id"] async for doc in cursor])
+    return found
+
+
+async def record_sent_keys(
+    db: AsyncDatabase, *, channel: str, keys: list[str], at: datetime
+) -> None:
+    """Remember idempotency keys as handed over; keys already there stay as they are."""
+    if not keys:
+        return
+    try:
+        await db[sent_collection(channel)].insert_many(
+            [{"_id": key, "at": at} for key in keys], ordered=False
+        )
+    except BulkWriteError as error:
+        # A key recorded before a crash is already there: that is the point.
+        if any(e.get("code") != 11000 for e in error.details.get("writeErrors", [])):
+            raise

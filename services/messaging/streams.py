@@ -1,0 +1,336 @@
+"""The fan-out worker (Faust): alerts to BINs to one delivery per member and channel.
+
+Stage 1 reads `messaging.alerts.v1` (keyed by zone) beside a table of each zone's
+BINs, re-keyed by zone through an internal topic, and writes one `AlertForBin` per
+target BIN to `messaging.alert-bins.v1`. Stage 2 reads that topic (keyed by BIN)
+beside a table of each BIN's members, re-keyed by BIN through another internal topic
+with the same partition count, and writes the deliveries of a whole BIN in one go.
+The tables live in changelog topics and are rebuilt from them after a restart.
+
+The fan-out never opens contact details: the registry's sealed blob travels as the
+delivery's `address` and only the sender opens it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaProducer
+
+from services.messaging import domain, telemetry
+from services.messaging.settings import MessagingSettings
+from shared.envelope import encode
+from shared.events import (
+    AlertAccepted,
+    AlertForBin,
+    AlertText,
+    BinSnapshot,
+    ContactsSnapshot,
+    Delivery,
+    DeliveryStatus,
+    MembershipSnapshot,
+    Sealed,
+)
+from shared.envelope import utcnow
+from shared.streams import create_faust_app, dead_letter, decode_or_dead_letter
+
+log = logging.getLogger("bin.messaging.fanout")
+SOURCE = "messaging.fanout"
+
+
+def _raw(app: faust.App, *names: str, **options: Any) -> faust.TopicT:
+    # shared.streams.raw_topic takes one name; one agent here reads two topics.
+    return app.topic(
+        *names, key_type=bytes, value_type=bytes, key_serializer="raw",
+        value_serializer="raw", **options,
+    )
+
+
+def _internal(app: faust.App, name: str, partitions: int) -> faust.TopicT:
+    return app.topic(
+        f"{app.conf.id}-{name}", key_type=str, key_serializer="raw",
+        value_serializer="json", partitions=partitions, internal=True,
+    )
+
+
+def build_app(settings: MessagingSettings) -> faust.App:
+    """The fan-out Faust app with its tables and agents."""
+    app = create_faust_app(
+        app_id=settings.faust_app_id, settings=settings,
+        web_port=settings.faust_web_port,
+        datadir=settings.faust_datadir / settings.faust_app_id,
+    )
+    partitions = settings.fanout_partitions
+    members_in = _raw(app, MembershipSnapshot.TOPIC, ContactsSnapshot.TOPIC)
+    bins_in = _raw(app, BinSnapshot.TOPIC)
+    alerts_in = _raw(app, AlertAccepted.TOPIC)
+    alert_bins = _raw(app, AlertForBin.TOPIC)
+    members_by_bin = _internal(app, "members-by-bin", partitions)
+    bins_by_zone = _internal(app, "bins-by-zone", partitions)
+
+    member_state = app.Table("member-state", default=None, partitions=partitions)
+    bin_zone = app.Table("bin-zone", default=None, partitions=partitions)
+    zone_bins = app.Table("zone-bins", default=None, partitions=partitions)
+    bin_members = app.Table("bin-members", default=None, partitions=partitions)
+    # BIN id -> member ids, an index over bin_members rebuilt whenever it recovers.
+    index: dict[str, set[str]] = defaultdict(set)
+    producer_box: list[AIOKafkaProducer] = []
+
+    @bin_members.on_recover
+    async def rebuild_index() -> None:
+        index.clear()
+        for key in list(bin_members.keys()):
+            bin_id, _, member_id = key.partition("/")
+            index[bin_id].add(member_id)
+        log.info("bin members index rebuilt", extra={"count": len(bin_members)})
+
+    async def producer() -> AIOKafkaProducer:
+        if not producer_box:
+            started = AIOKafkaProducer(
+                **settings.kafka_client_options(), enable_idempotence=True, acks="all",
+                linger_ms=10, max_batch_size=1024 * 1024,
+            )
+            await started.start()
+            producer_box.append(started)
+        return producer_box[0]
+
+    @app.agent(members_in, name="members")
+    async def members(stream: faust.StreamT) -> None:
+        """Joins memberships and contacts per member and re-keys them by BIN."""
+        async for event in stream.events():
+            received = await decode_or_dead_letter(app, event, consumer="fanout-members")
+            if received is None or not received.key:
+                continue
+            member_id = received.key
+            state = dict(member_state.get(member_id) or {})
+            old_bin = state.get("bin")
+            body = received.event
+            if isinstance(body, MembershipSnapshot):
+                if body.version < state.get("version", -1):
+                    continue
+                state.update(
+                    bin=body.bin_id, status=body.status, language=body.language,
+                    channels=list(body.channels), version=body.version,
+                )
+            elif isinstance(body, ContactsSnapshot):
+                state["contacts"] = body.contacts.model_dump()
+            elif received.envelope.type == ContactsSnapshot.EVENT_TYPE:
+                state.pop("contacts", None)
+            elif received.envelope.type == MembershipSnapshot.EVENT_TYPE:
+                state["status"] = "erased"
+            member_state[member_id] = state
+            if old_bin and old_bin != state.get("bin"):
+                await members_by_bin.send(
+                    key=old_bin, value={"member": member_id, "bin": old_bin, "drop": True}
+                )
+            if state.get("bin"):
+                await members_by_bin.send(
+                    key=state["bin"], value={"member": member_id, **state}
+                )
+
+    @app.agent(members_by_bin, name="bin-members")
+    async def bin_member_changes(stream: faust.StreamT) -> None:
+        """Keeps each BIN's active members with language, channels and sealed contacts."""
+        async for change in stream:
+            bin_id, member_id = change["bin"], change["member"]
+            key = f"{bin_id}/{member_id}"
+            if change.get("drop") or change.get("status") != "active":
+                if bin_members.get(key) is not None:
+                    del bin_members[key]
+                index[bin_id].discard(member_id)
+                continue
+            bin_members[key] = {
+                "language": change["language"],
+                "channels": change["channels"],
+                "contacts": change.get("contacts"),
+            }
+            index[bin_id].add(member_id)
+
+    @app.agent(bins_in, name="bins")
+    async def bins(stream: faust.StreamT) -> None:
+        """Re-keys BINs by zone, dropping a BIN from the zone it left."""
+        async for event in stream.events():
+            received = await decode_or_dead_letter(app, event, consumer="fanout-bins")
+            if received is None or not received.key:
+                continue
+            bin_id, body = received.key, received.event
+            old_zone = bin_zone.get(bin_id)
+            zone = body.zone if isinstance(body, BinSnapshot) else None
+            if old_zone and old_zone != zone:
+                await bins_by_zone.send(
+                    key=old_zone, value={"bin": bin_id, "zone": old_zone, "drop": True}
+                )
+            if isinstance(body, BinSnapshot):
+                bin_zone[bin_id] = body.zone
+                await bins_by_zone.send(
+                    key=body.zone,
+                    value={
+                        "bin": bin_id, "zone": body.zone, "active": body.status == "active",
+                        "municipalities": sorted(domain.municipalities_of(body.territory)),
+                    },
+                )
+            elif old_zone is not None:
+                del bin_zone[bin_id]
+
+    @app.agent(bins_by_zone, name="zone-bins")
+    async def zone_bin_changes(stream: faust.StreamT) -> None:
+        """Keeps each zone's BINs: whether active and which municipalities."""
+        async for change in stream:
+            zone = change["zone"]
+            current = dict(zone_bins.get(zone) or {})
+            if change.get("drop"):
+                current.pop(change["bin"], None)
+            else:
+                current[change["bin"]] = {
+                    "active": change["active"], "municipalities": change["municipalities"]
+                }
+            zone_bins[zone] = current
+
+    @app.agent(alerts_in, name="split-alerts")
+    async def split_alerts(stream: faust.StreamT) -> None:
+        """Stage 1: one AlertForBin per BIN an accepted alert targets."""
+        async for event in stream.events():
+            received = await decode_or_dead_letter(app, event, consumer="fanout-split")
+            if received is None:
+                continue
+            alert = received.event
+            if not isinstance(alert, AlertAccepted):
+                await dead_letter(
+                    app, event, reason="not an accepted alert", consumer="fanout-split"
+                )
+                continue
+            if alert.action != "alert":
+                continue
+            known = zone_bins.get(alert.zone) or {}
+            targets = domain.resolve_bins(
+                kind=alert.target.kind,
+                values=alert.target.values,
+                bins=[
+                    domain.BinInfo(
+                        bin_id=bin_id, zone=alert.zone, active=info["active"],
+                        municipalities=frozenset(info["municipalities"]),
+                    )
+                    for bin_id, info in known.items()
+                ],
+            )
+            out = await producer()
+            sends = []
+            for bin_id in targets:
+                record = AlertForBin(
+                    alert_id=alert.alert_id, bin_id=bin_id, zone=alert.zone,
+                    action=alert.action, category=alert.category, urgency=alert.urgency,
+                    texts=alert.texts, channels=alert.channels,
+                    expires_at=alert.expires_at, accepted_at=alert.accepted_at,
+                )
+                body, headers = encode(
+                    record, source=SOURCE, subject=bin_id,
+                    event_id=f"{alert.alert_id}/{bin_id}",
+                )
+                sends.append(
+                    await out.send(
+                        AlertForBin.TOPIC, value=body, key=bin_id.encode(), headers=headers
+                    )
+                )
+            await asyncio.gather(*sends)
+            log.info(
+                "alert split per BIN",
+                extra={"alert_id": alert.alert_id, "zone": alert.zone,
+                       "count": len(targets)},
+            )
+
+    @app.agent(alert_bins, name="fan-out-bin")
+    async def fan_out_bin(stream: faust.StreamT) -> None:
+        """Stage 2: the deliveries of one BIN's members, written as one batch."""
+        async for event in stream.events():
+            received = await decode_or_dead_letter(app, event, consumer="fanout-bin")
+            if received is None:
+                continue
+            record = received.event
+            if not isinstance(record, AlertForBin):
+                await dead_letter(
+                    app, event, reason="not an alert for a BIN", consumer="fanout-bin"
+                )
+                continue
+            entries = []
+            for member_id in sorted(index.get(record.bin_id, ())):
+                entry = bin_members.get(f"{record.bin_id}/{member_id}")
+                if entry is not None and entry.get("contacts"):
+                    entries.append((member_id, entry))
+            count = await write_deliveries(await producer(), record=record, members=entries)
+            log.info(
+                "deliveries written",
+                extra={"alert_id": record.alert_id, "bin_id": record.bin_id,
+                       "count": count},
+            )
+
+    @app.page("/v1/fanout/bins/{bin_id}/")
+    async def bin_view(self: Any, request: Any, bin_id: str) -> Any:
+        """How many active members the worker knows in one BIN (for probes and tests)."""
+        return self.json({"bin_id": bin_id, "members": len(index.get(bin_id, ()))})
+
+    @app.page("/v1/fanout/zones/{zone}/")
+    async def zone_view(self: Any, request: Any, zone: str) -> Any:
+        """Which BINs the worker knows in one zone (for probes and tests)."""
+        return self.json({"zone": zone, "bins": sorted(zone_bins.get(zone) or {})})
+
+    return app
+
+
+async def write_deliveries(
+    producer: AIOKafkaProducer,
+    *,
+    record: AlertForBin,
+    members: list[tuple[str, dict[str, Any]]],
+) -> int:
+    """Send the deliveries of one BIN and their pending statuses; wait for all."""
+    sends = []
+    counts: dict[str, int] = defaultdict(int)
+    now = utcnow()
+    texts: dict[str, AlertText] = dict(record.texts)
+    for member_id, entry in members:
+        plan = domain.plan_member(
+            member_channels=entry["channels"], member_language=entry["language"],
+            alert_channels=record.channels, alert_languages=texts,
+        )
+        if plan is None:
+            continue
+        address = Sealed.model_validate(entry["contacts"])
+        for channel in plan.channels:
+            key = domain.delivery_key(
+                alert_id=record.alert_id, member_id=member_id, channel=channel
+            )
+            delivery = Delivery(
+                idempotency_key=key, alert_id=record.alert_id, member_id=member_id,
+                bin_id=record.bin_id, zone=record.zone, channel=channel,
+                fallbacks=list(plan.fallbacks[channel]), language=plan.language,
+                category=record.category, urgency=record.urgency,
+                text=texts[plan.language], address=address,
+                expires_at=record.expires_at, accepted_at=record.accepted_at,
+            )
+            body, headers = encode(delivery, source=SOURCE, subject=member_id, event_id=key)
+            sends.append(
+                await producer.send(
+                    Delivery.TOPIC.format(channel=channel), value=body,
+                    key=member_id.encode(), headers=headers,
+                )
+            )
+            status = DeliveryStatus(
+                alert_id=record.alert_id, member_id=member_id, zone=record.zone,
+                channel=channel, status="pending", accepted_at=record.accepted_at, at=now,
+            )
+            body, headers = encode(status, source=SOURCE, subject=record.alert_id)
+            sends.append(
+                await producer.send(
+                    DeliveryStatus.TOPIC, value=body, key=record.alert_id.encode(),
+                    headers=headers,
+                )
+            )
+            counts[channel] += 1
+    await asyncio.gather(*sends)
+    for channel, count in counts.items():
+        telemetry.record_fanout(channel=channel, count=count)
+    return sum(counts.values())
