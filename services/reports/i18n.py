@@ -307,6 +307,18 @@ _ROWS: dict[str, tuple[str, str, str, str]] = {
         "Geben Sie eine Postleitzahl oder Gemeinde ein.",
         "Enter a postcode or municipality.",
     ),
+    "error.postcode_unknown": (
+        "Deze postcode bestaat niet in België.",
+        "Ce code postal n'existe pas en Belgique.",
+        "Diese Postleitzahl gibt es in Belgien nicht.",
+        "This postcode does not exist in Belgium.",
+    ),
+    "error.place_unknown": (
+        "Deze gemeente kennen we niet. Vul de postcode in.",
+        "Nous ne connaissons pas cette commune. Indiquez le code postal.",
+        "Diese Gemeinde kennen wir nicht. Geben Sie die Postleitzahl ein.",
+        "We do not know this municipality. Enter the postcode.",
+    ),
     "error.category": (
         "Kies waarover de melding gaat.",
         "Choisissez l'objet du signalement.",

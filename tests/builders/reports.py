@@ -1,0 +1,117 @@
+"""Test data for the reports service: zones, places, photos, requests, processes."""
+
+from __future__ import annotations
+
+import base64
+import io
+import random
+import string
+from typing import Any
+
+import httpx
+from PIL import Image
+
+from services.reports import domain
+from shared.events import Municipality, ZoneSnapshot
+
+DISTINCTIVE_IP = "203.0.113.197"
+DISTINCTIVE_UA = "Mozilla/5.0 (Tipster-Test-Agent 7.31; zz-QX)"
+SECRET_COMMENT = b"TIPSTER-CAMERA-COMMENT"
+CAMERA_MAKER = "SpyCam-Model-QX9"
+
+
+def place_name() -> str:
+    """A municipality name nobody else uses: letters only, as the form requires."""
+    letters = "".join(random.choices(string.ascii_lowercase, k=10))
+    return f"Test{letters}dorp"
+
+
+def zone_snapshot(
+    code: str, *, names: list[str], province: str = "10000", version: int = 1
+) -> ZoneSnapshot:
+    """A registry.zones.v1 snapshot of one zone with made-up municipalities."""
+    return ZoneSnapshot(
+        zone=code,
+        name=f"PZ {code}",
+        province_nis=province,
+        province_name="Antwerpen",
+        municipalities=[
+            Municipality(nis=f"9{index:04d}{random.randint(0, 9)}", name_nl=name)
+            for index, name in enumerate(names)
+        ],
+        units=[],
+        version=version,
+    )
+
+
+def jpeg_with_metadata(size: tuple[int, int] = (64, 48)) -> bytes:
+    """A JPEG carrying EXIF (camera, GPS position) and a comment."""
+    image = Image.new("RGB", size, (200, 40, 40))
+    exif = Image.Exif()
+    exif[0x010F] = CAMERA_MAKER
+    gps = exif.get_ifd(0x8825)
+    gps.update({1: "N", 2: (51.0, 13.0, 7.0), 3: "E", 4: (4.0, 24.0, 9.0)})
+    out = io.BytesIO()
+    image.save(out, format="JPEG", exif=exif.tobytes(), comment=SECRET_COMMENT)
+    return out.getvalue()
+
+
+def png_bytes() -> bytes:
+    """A small valid PNG."""
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), (0, 128, 0)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def report(place: str, **overrides: Any) -> dict[str, Any]:
+    """The `report` part of a POST /v1/reports body."""
+    key = "postcode" if place.isdigit() else "municipality"
+    body: dict[str, Any] = {
+        "category": "plantation",
+        "location": {key: place, "street": "Kerkstraat", "description": "loods"},
+        "signals": ["smell", "covered_windows"],
+        "text": "Sterke geur en afgeplakte ramen.",
+    }
+    body.update(overrides)
+    return body
+
+
+def solved(client: httpx.Client) -> dict[str, str]:
+    """A fresh challenge from the service and the nonce that solves it."""
+    challenge = client.get("/v1/challenge").json()["challenge"]
+    return {"challenge": challenge, "nonce": domain.solve(challenge)}
+
+
+def submit(
+    client: httpx.Client, place: str, *, photos: list[bytes] = (), **overrides: Any
+) -> httpx.Response:
+    """POSTs a report through the JSON API with a solved challenge."""
+    return client.post(
+        "/v1/reports",
+        json={
+            **solved(client),
+            "report": report(place, **overrides),
+            "photos": [{"data": base64.b64encode(p).decode()} for p in photos],
+        },
+    )
+
+
+def reporter_headers() -> dict[str, str]:
+    """Headers that would identify a reporter if anything kept them."""
+    return {"X-Forwarded-For": DISTINCTIVE_IP, "User-Agent": DISTINCTIVE_UA}
+
+
+def service_env(*, port: int, database: str, zones_topic: str, **extra: str) -> dict:
+    """Settings for a reports process under test: cheap work, cheap hashes."""
+    return {
+        "HTTP_PORT": str(port),
+        "MONGODB_DATABASE": database,
+        "ZONES_TOPIC": zones_topic,
+        "POW_DIFFICULTY": "6",
+        "NOJS_MIN_AGE_S": "1",
+        "ARGON2_TIME_COST": "1",
+        "ARGON2_MEMORY_KIB": "8",
+        "ZONES_REFRESH_S": "0.2",
+        "PURGE_INTERVAL_S": "0.5",
+        **extra,
+    }
