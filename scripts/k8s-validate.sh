@@ -106,7 +106,8 @@ for overlay in "${overlays[@]}"; do
     continue
   fi
   crs="$(node "$NODE_DIR/validate-crs.mjs" "$work/$name.yaml" "$work/$name.rest.yaml")" || status=1
-  cr_count="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["validated"])' "${crs:-{\"validated\": 0\}}")"
+  [[ -n "$crs" ]] || crs='{"validated": 0}'
+  cr_count="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["validated"])' "$crs")"
   if ! "$BIN/kubeconform" -strict -summary -output json \
       -kubernetes-version "$KUBERNETES_VERSION" \
       -schema-location "$SCHEMAS/{{ .ResourceKind }}{{ .KindSuffix }}.json" \
