@@ -41,3 +41,18 @@ docs: ## Write the JSON Schemas and the AsyncAPI document to docs/generated/
 
 token: ## Print a development token: make token ROLE=zone SCOPE=ipz10
 	@scripts/python.sh && $(PY) -m shared.tokens --role "$(ROLE)" --scope "$(SCOPE)"
+
+demo: ## Replay the Schoten CAP alert on a running system and print its delivery counts
+	@scripts/demo.sh replay
+
+k8s-validate: ## Render every kustomize overlay and validate it offline against pinned schemas
+	@scripts/k8s-validate.sh
+
+bench-registry: ## Import 87,491 members across 609 BINs through the API; writes bench-results/
+	@scripts/python.sh && $(PY) scripts/bench_registry.py
+
+bench-fanout: ## Fan one alert out to 87,491 members; hand-over latency and throughput
+	@scripts/python.sh && $(PY) scripts/bench_fanout.py
+
+bench-coverage: ## Member events at steady rates against the coverage worker; p50/p99 latency
+	@scripts/python.sh && $(PY) scripts/bench_coverage.py

@@ -12,9 +12,16 @@ mkdir -p "$PIDS"
 PROCESSES=$(cat <<'LIST'
 registry-api|-m services.registry api|http://127.0.0.1:8001/readyz
 registry-relay|-m services.registry relay|
+messaging-gateway|-m services.messaging gateway|
 messaging-api|-m services.messaging api|http://127.0.0.1:8002/readyz
+messaging-relay|-m services.messaging relay|
+messaging-fanout|-m services.messaging fanout|
+messaging-sender|-m services.messaging sender --channel all|
+messaging-status|-m services.messaging status|
 reports-api|-m services.reports api|http://127.0.0.1:8003/readyz
+reports-relay|-m services.reports relay|
 analytics-api|-m services.analytics api|http://127.0.0.1:8004/readyz
+analytics-worker|-m services.analytics worker|
 LIST
 )
 
