@@ -30,6 +30,37 @@ def _run_until_signal(work: Callable[[asyncio.Event], Awaitable[None]]) -> None:
     asyncio.run(runner())
 
 
+def _ensure_prefixed_topics(settings: MessagingSettings) -> None:
+    """Create the messaging topics under this deployment's prefix, if it has one.
+
+    The broker would otherwise create them on first use with one partition each,
+    which breaks the co-partitioning the fan-out relies on.
+    """
+    if not settings.messaging_topic_prefix:
+        return
+    from dataclasses import replace
+
+    from shared import catalogue
+    from shared.kafka import ensure_topics
+
+    topics = [
+        replace(topic, name=settings.topic(topic.name))
+        for topic in catalogue.all_topics()
+        if topic.owner == "messaging"
+    ]
+    asyncio.run(ensure_topics(settings, topics=topics))
+
+
+def _with_topics(
+    role: Callable[..., None], settings: MessagingSettings
+) -> Callable[..., None]:
+    def run(**options: str) -> None:
+        _ensure_prefixed_topics(settings)
+        role(**options)
+
+    return run
+
+
 def _metrics(settings: MessagingSettings) -> None:
     if settings.worker_metrics_port:
         from prometheus_client import start_http_server
@@ -125,7 +156,7 @@ def status() -> None:
 
         try:
             await replay_and_follow(
-                settings, topics=[DeliveryStatus.TOPIC], apply=boards.apply, stop=stop,
+                settings, topics=[settings.topic(DeliveryStatus.TOPIC)], apply=boards.apply, stop=stop,
                 caught_up=asyncio.Event(), on_idle=flush_now_and_then,
             )
             await boards.flush()
@@ -152,15 +183,13 @@ def gateway() -> None:
 
 
 if __name__ == "__main__":
+    roles = {"api": api, "relay": relay, "fanout": fanout, "sender": sender,
+             "status": status}
     main(
         service="messaging",
         settings=get_settings(),
         roles={
-            "api": api,
-            "relay": relay,
-            "fanout": fanout,
-            "sender": sender,
-            "status": status,
+            **{name: _with_topics(role, get_settings()) for name, role in roles.items()},
             "gateway": gateway,
         },
     )

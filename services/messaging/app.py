@@ -178,7 +178,9 @@ async def publish_alert(request: Request) -> JSONResponse:
     if event.action == "alert":
         _check_target(event)
         try:
-            await store.insert_alert_with_outbox(db, event=event)
+            await store.insert_alert_with_outbox(
+                db, event=event, topic=settings.topic(AlertAccepted.TOPIC)
+            )
         except store.AlertExists:
             raise Problem(
                 409, "Alert exists", f"An alert with id {event.alert_id} was accepted."
@@ -197,7 +199,8 @@ async def publish_alert(request: Request) -> JSONResponse:
         if original["state"] == "cancelled":
             raise Problem(409, "Alert cancelled", f"Alert {target_id} was cancelled.")
         if not await store.revise_alert_with_outbox(
-            db, original_id=target_id, event=event
+            db, original_id=target_id, event=event,
+            topic=settings.topic(AlertAccepted.TOPIC),
         ):
             raise Problem(409, "Alert cancelled", f"Alert {target_id} was cancelled.")
     log.info(

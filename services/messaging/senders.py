@@ -29,11 +29,6 @@ log = logging.getLogger("bin.messaging.sender")
 SOURCE = "messaging.sender"
 
 
-def delivery_topic(channel: str) -> str:
-    """The topic a channel's deliveries travel on."""
-    return Delivery.TOPIC.format(channel=channel)
-
-
 def status_event(
     delivery: Delivery, *, status: str, attempt: int = 0, reason: str | None = None,
     segments: int | None = None,
@@ -89,6 +84,7 @@ class Sender:
             if channel == "voice" else 4
         )
         self.pending_sends: list[asyncio.Future[object]] = []
+        self.status_topic = settings.topic(DeliveryStatus.TOPIC)
 
     async def _publish(self, topic: str, *, key: str, event: object) -> None:
         body, headers = encode(event, source=SOURCE, subject=key)  # type: ignore[arg-type]
@@ -100,7 +96,7 @@ class Sender:
         """Queue a status report for the delivery; flushed before the commit."""
         event = status_event(delivery, **fields)  # type: ignore[arg-type]
         telemetry.record_delivery(channel=delivery.channel, status=event.status)
-        await self._publish(DeliveryStatus.TOPIC, key=delivery.alert_id, event=event)
+        await self._publish(self.status_topic, key=delivery.alert_id, event=event)
 
     async def handle_batch(self, deliveries: list[Delivery]) -> None:
         """Send a batch: skip finished keys, send the rest, record, report."""
@@ -259,7 +255,8 @@ class Sender:
             extra={"alert_id": delivery.alert_id, "channel": channel},
         )
         await self._publish(
-            delivery_topic(channel), key=delivery.member_id, event=fallback
+            self.settings.delivery_topic(channel), key=delivery.member_id,
+            event=fallback,
         )
         await self.report(fallback, status="pending", reason=f"fallback from {self.channel}")
 
@@ -279,7 +276,7 @@ async def run_sender(settings: MessagingSettings, *, channel: str, stop: asyncio
     alerts = AlertStates()
     follower = asyncio.create_task(
         replay_and_follow(
-            settings, topics=[AlertAccepted.TOPIC], apply=alerts.apply, stop=stop,
+            settings, topics=[settings.topic(AlertAccepted.TOPIC)], apply=alerts.apply, stop=stop,
             caught_up=alerts.caught_up,
         )
     )
@@ -290,7 +287,7 @@ async def run_sender(settings: MessagingSettings, *, channel: str, stop: asyncio
     )
     group = f"{settings.sender_group_prefix}-{channel}"
     consumer = AIOKafkaConsumer(
-        delivery_topic(channel),
+        settings.delivery_topic(channel),
         **settings.kafka_client_options(),
         group_id=group,
         enable_auto_commit=False,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from shared.events import Delivery
 from shared.settings import ROOT, ServiceSettings
 
 
@@ -17,12 +18,19 @@ class MessagingSettings(ServiceSettings):
     cap_schema_path: Path | None = None
     public_base_url: str = ""
     alert_default_validity_s: int = 24 * 3600
+    # Put before the name of every messaging.* topic. Empty in a deployment; tests
+    # and benchmarks set their own so that the running stack never sees their
+    # alerts and deliveries, and theirs never see the stack's.
+    messaging_topic_prefix: str = ""
 
     # Fan-out worker (Faust).
     faust_app_id: str = "bin-messaging-fanout"
     faust_web_port: int = 6066
     faust_datadir: Path = ROOT / ".run" / "faust"
     fanout_partitions: int = 4
+    # How soon the group gives a dead worker's partitions to the others, or to the
+    # same worker restarted; Faust's own default (60 s) stalls a restart that long.
+    fanout_session_timeout_s: float = 15.0
 
     # Consumer groups; tests give each run its own.
     sender_group_prefix: str = "messaging-sender"
@@ -58,6 +66,14 @@ class MessagingSettings(ServiceSettings):
     def schema_path(self) -> Path:
         """The CAP 1.2 schema documents are validated against."""
         return self.cap_schema_path or self.reference_dir / "cap" / "CAP-v1.2.xsd"
+
+    def topic(self, name: str) -> str:
+        """The name this deployment gives a messaging topic of the catalogue."""
+        return f"{self.messaging_topic_prefix}{name}"
+
+    def delivery_topic(self, channel: str) -> str:
+        """The topic a channel's deliveries travel on."""
+        return self.topic(Delivery.TOPIC.format(channel=channel))
 
     def rate_per_s(self, channel: str) -> float:
         """The configured rate of one channel's provider; 0 is unthrottled."""

@@ -32,9 +32,11 @@ def alert_document(event: AlertAccepted) -> dict[str, Any]:
     }
 
 
-async def insert_alert_with_outbox(db: AsyncDatabase, *, event: AlertAccepted) -> None:
-    """Store a new alert and its event in one write; AlertExists for a reused id."""
-    entries = [outbox.entry(topic=event.TOPIC, key=event.zone, event=event)]
+async def insert_alert_with_outbox(
+    db: AsyncDatabase, *, event: AlertAccepted, topic: str
+) -> None:
+    """Store a new alert with its event for `topic` in one write; AlertExists if reused."""
+    entries = [outbox.entry(topic=topic, key=event.zone, event=event)]
     try:
         await db[ALERTS].insert_one(outbox.with_outbox(alert_document(event), entries))
     except DuplicateKeyError:
@@ -48,14 +50,14 @@ async def find_alert(db: AsyncDatabase, *, alert_id: str) -> dict[str, Any] | No
 
 
 async def revise_alert_with_outbox(
-    db: AsyncDatabase, *, original_id: str, event: AlertAccepted
+    db: AsyncDatabase, *, original_id: str, event: AlertAccepted, topic: str
 ) -> bool:
     """Record an update or cancel on its alert with the event, in one write.
 
     Returns False when the alert is unknown or already cancelled.
     """
     update = outbox.outbox_update(
-        [outbox.entry(topic=event.TOPIC, key=event.zone, event=event)]
+        [outbox.entry(topic=topic, key=event.zone, event=event)]
     )
     state = "cancelled" if event.action == "cancel" else "updated"
     update["$set"] = {**update["$set"], "state": state}

@@ -63,12 +63,14 @@ def build_app(settings: MessagingSettings) -> faust.App:
         app_id=settings.faust_app_id, settings=settings,
         web_port=settings.faust_web_port,
         datadir=settings.faust_datadir / settings.faust_app_id,
+        broker_session_timeout=settings.fanout_session_timeout_s,
+        broker_heartbeat_interval=settings.fanout_session_timeout_s / 5,
     )
     partitions = settings.fanout_partitions
     members_in = _raw(app, MembershipSnapshot.TOPIC, ContactsSnapshot.TOPIC)
     bins_in = _raw(app, BinSnapshot.TOPIC)
-    alerts_in = _raw(app, AlertAccepted.TOPIC)
-    alert_bins = _raw(app, AlertForBin.TOPIC)
+    alerts_in = _raw(app, settings.topic(AlertAccepted.TOPIC))
+    alert_bins = _raw(app, settings.topic(AlertForBin.TOPIC))
     members_by_bin = _internal(app, "members-by-bin", partitions)
     bins_by_zone = _internal(app, "bins-by-zone", partitions)
 
@@ -232,7 +234,7 @@ def build_app(settings: MessagingSettings) -> faust.App:
                 )
                 sends.append(
                     await out.send(
-                        AlertForBin.TOPIC, value=body, key=bin_id.encode(), headers=headers
+                        settings.topic(AlertForBin.TOPIC), value=body, key=bin_id.encode(), headers=headers
                     )
                 )
             await asyncio.gather(*sends)
@@ -260,7 +262,9 @@ def build_app(settings: MessagingSettings) -> faust.App:
                 entry = bin_members.get(f"{record.bin_id}/{member_id}")
                 if entry is not None and entry.get("contacts"):
                     entries.append((member_id, entry))
-            count = await write_deliveries(await producer(), record=record, members=entries)
+            count = await write_deliveries(
+                await producer(), settings=settings, record=record, members=entries
+            )
             log.info(
                 "deliveries written",
                 extra={"alert_id": record.alert_id, "bin_id": record.bin_id,
@@ -274,8 +278,10 @@ def build_app(settings: MessagingSettings) -> faust.App:
 
     @app.page("/v1/fanout/zones/{zone}/")
     async def zone_view(self: Any, request: Any, zone: str) -> Any:
-        """Which BINs the worker knows in one zone (for probes and tests)."""
-        return self.json({"zone": zone, "bins": sorted(zone_bins.get(zone) or {})})
+        """Which BINs and how many active members the worker knows in one zone."""
+        known = sorted(zone_bins.get(zone) or {})
+        members = sum(len(index.get(bin_id, ())) for bin_id in known)
+        return self.json({"zone": zone, "bins": known, "members": members})
 
     return app
 
@@ -283,6 +289,7 @@ def build_app(settings: MessagingSettings) -> faust.App:
 async def write_deliveries(
     producer: AIOKafkaProducer,
     *,
+    settings: MessagingSettings,
     record: AlertForBin,
     members: list[tuple[str, dict[str, Any]]],
 ) -> int:
@@ -291,6 +298,7 @@ async def write_deliveries(
     counts: dict[str, int] = defaultdict(int)
     now = utcnow()
     texts: dict[str, AlertText] = dict(record.texts)
+    status_topic = settings.topic(DeliveryStatus.TOPIC)
     for member_id, entry in members:
         plan = domain.plan_member(
             member_channels=entry["channels"], member_language=entry["language"],
@@ -314,7 +322,7 @@ async def write_deliveries(
             body, headers = encode(delivery, source=SOURCE, subject=member_id, event_id=key)
             sends.append(
                 await producer.send(
-                    Delivery.TOPIC.format(channel=channel), value=body,
+                    settings.delivery_topic(channel), value=body,
                     key=member_id.encode(), headers=headers,
                 )
             )
@@ -325,7 +333,7 @@ async def write_deliveries(
             body, headers = encode(status, source=SOURCE, subject=record.alert_id)
             sends.append(
                 await producer.send(
-                    DeliveryStatus.TOPIC, value=body, key=record.alert_id.encode(),
+                    status_topic, value=body, key=record.alert_id.encode(),
                     headers=headers,
                 )
             )

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.auth import issue_token
 from shared.events import AlertAccepted
@@ -20,10 +20,12 @@ from tests.conftest import free_port, unique, wait_http
 CAP = "application/cap+xml"
 
 
-def stack_env(tmp_path: Path) -> dict[str, str]:
-    """Settings of one test's own messaging processes."""
+def stack_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
+    """Settings of one test's own messaging processes, on topics of its own."""
     gateway_port, smtp_port = free_port(), free_port()
     return {
+        "MESSAGING_TOPIC_PREFIX": unique("t") + ".",
+        "FANOUT_SESSION_TIMEOUT_S": "6",
         "MONGODB_DATABASE": unique("msg").replace("-", "_"),
         "FAUST_APP_ID": unique("msg-fanout"),
         "FAUST_WEB_PORT": str(free_port()),
@@ -40,7 +42,13 @@ def stack_env(tmp_path: Path) -> dict[str, str]:
         "GIVE_UP_AFTER_S": "3",
         "SMS_RATE_PER_S": "0.5",
         "PROVIDER_BATCH_SIZE": "1",
+        **overrides,
     }
+
+
+def topic(env: dict[str, str], name: str) -> str:
+    """The name a test's own processes give a messaging topic."""
+    return env["MESSAGING_TOPIC_PREFIX"] + name
 
 
 def start_all(start_process: Any, env: dict[str, str], *, sender: bool = True) -> dict[str, Any]:
@@ -138,13 +146,13 @@ async def malformed_alert_goes_to_the_dead_letter_topic(
     key = unique("bad-alert").encode()
     try:
         await producer.send_and_wait(
-            AlertAccepted.TOPIC, key=key, value=b'{"alert_id": 5}',
+            topic(env, AlertAccepted.TOPIC), key=key, value=b'{"alert_id": 5}',
             headers=[("ce_specversion", b"1.0"), ("ce_id", key), ("ce_source", b"t"),
                      ("ce_type", AlertAccepted.EVENT_TYPE.encode())],
         )
     finally:
         await producer.stop()
-    dlq = AIOKafkaConsumer(f"{AlertAccepted.TOPIC}.dlq", **platform.kafka_client_options(),
+    dlq = AIOKafkaConsumer(f"{topic(env, AlertAccepted.TOPIC)}.dlq", **platform.kafka_client_options(),
                            auto_offset_reset="earliest", group_id=unique("dlq-reader"))
     await dlq.start()
     try:
@@ -234,3 +242,167 @@ async def exercise(
     assert slow["state"] == "cancelled"
     assert slow["by_channel"]["sms"]["cancelled"] >= 1
     assert len(gateway_messages(env, alert_id=slow_id)) == slow["by_channel"]["sms"]["handed_over"]
+
+
+def zone_members_known(env: dict[str, str], zone_code: str) -> int:
+    url = f"http://127.0.0.1:{env['FAUST_WEB_PORT']}/v1/fanout/zones/{zone_code}/"
+    try:
+        return httpx.get(url, timeout=5).json()["members"]
+    except httpx.HTTPError:
+        return 0
+
+
+async def delivery_offsets(platform: ServiceSettings, env: dict[str, str]) -> int:
+    """How many records the test's four delivery topics hold."""
+    consumer = AIOKafkaConsumer(**platform.kafka_client_options(), group_id=None)
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(topic(env, f"messaging.deliveries.{channel}.v1"), n)
+            for channel in ("sms", "email", "voice", "app")
+            for n in range(4)
+        ]
+        return sum((await consumer.end_offsets(partitions)).values())
+    finally:
+        await consumer.stop()
+
+
+async def test_workers_killed_mid_fan_out_leave_one_delivery_per_member_and_channel(
+    platform: ServiceSettings, start_process: Any, tmp_path: Path
+) -> None:
+    # Paced providers keep the senders busy long enough to be killed mid-alert.
+    env = stack_env(
+        tmp_path, SMS_RATE_PER_S="400", EMAIL_RATE_PER_S="400", APP_RATE_PER_S="400",
+        VOICE_RATE_PER_S="400", PROVIDER_BATCH_SIZE="50", SENDER_BATCH_SIZE="200",
+    )
+    zone_code = unique("PZK")
+    mixes = [["sms", "email"], ["email"], ["app"], ["sms", "voice"], ["email", "app"]]
+    bins = {
+        unique("bin"): [(unique("m"), mixes[(b + i) % len(mixes)], "nl")
+                        for i in range(50)]
+        for b in range(40)
+    }
+    await seed(platform, zone_code=zone_code, bins=bins)
+    procs = start_all(start_process, env)
+    api = f"http://127.0.0.1:{env['HTTP_PORT']}"
+    wait_http(f"{api}/readyz", timeout_s=60)
+    await wait_for(lambda: zone_members_known(env, zone_code) == 2000,
+                   what="fan-out tables", timeout_s=120)
+    expected = {
+        (m, c) for people in bins.values() for m, channels, _ in people for c in channels
+    }
+    token = issue_token(secret=platform.jwt_secret, role="zone", scope=zone_code)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": CAP}
+    alert_id = unique("PZK-ALERT")
+    with httpx.Client(base_url=api, headers=headers, timeout=10) as client:
+        response = client.post("/v1/alerts", content=build.cap_alert(alert_id))
+        assert response.status_code == 202, response.text
+
+        # The fan-out dies while it writes the deliveries ...
+        deadline = time.monotonic() + 60
+        written = 0
+        while written == 0 and time.monotonic() < deadline:
+            written = await delivery_offsets(platform, env)
+            await asyncio.sleep(0.02)
+        procs["fanout"].kill()
+        written = await delivery_offsets(platform, env)
+        assert 0 < written < len(expected), "the fan-out was killed mid-alert"
+
+        # ... and the sender dies while it hands them over.
+        await wait_for(lambda: gateway_messages(env, alert_id=alert_id),
+                       what="first hand-overs", timeout_s=60)
+        procs["sender"].kill()
+        handed = len(gateway_messages(env, alert_id=alert_id))
+        assert handed < len(expected), "the sender was killed mid-alert"
+
+        start_process("services.messaging", "fanout", **env)
+        start_process("services.messaging", "sender --channel all", **env)
+        contacts = {m: build.addresses(m) for m, _ in expected}
+
+        def all_arrived() -> list[dict[str, Any]] | None:
+            found = gateway_messages(env, alert_id=alert_id)
+            return found if len(found) >= len(expected) else None
+
+        found = await wait_for(all_arrived, what="every delivery", timeout_s=180)
+        by_address: dict[tuple[str, str], int] = {}
+        for message in found:
+            pair = (message["to"], message["channel"])
+            by_address[pair] = by_address.get(pair, 0) + 1
+        wanted = {(contacts[m][c], c) for m, c in expected}
+        assert set(by_address) == wanted
+        assert set(by_address.values()) == {1}
+
+        def counted() -> dict[str, Any] | None:
+            body = client.get(f"/v1/alerts/{alert_id}").json()
+            handed = sum(v["handed_over"] for v in body["by_channel"].values())
+            return body if handed == len(expected) else None
+
+        status = await wait_for(counted, what="status of every delivery", timeout_s=60)
+        assert status["targeted_members"] == 2000
+        assert all(v["pending"] == 0 for v in status["by_channel"].values())
+
+
+async def test_permanent_failures_fall_back_from_sms_to_voice_to_email(
+    platform: ServiceSettings, start_process: Any, tmp_path: Path
+) -> None:
+    env = stack_env(tmp_path, SMS_RATE_PER_S="100")
+    zone_code, bin_id = unique("PZF"), unique("bin")
+    falling, retried, fine = unique("m"), unique("m"), unique("m")
+    people = [
+        (falling, ["sms", "voice", "email"], "nl"),
+        (retried, ["sms", "email"], "fr"),
+        (fine, ["sms"], "nl"),
+    ]
+    await seed(platform, zone_code=zone_code, bins={bin_id: people})
+    start_all(start_process, env)
+    api = f"http://127.0.0.1:{env['HTTP_PORT']}"
+    wait_http(f"{api}/readyz", timeout_s=60)
+    await wait_for(lambda: members_known(env, bin_id) == 3, what="fan-out tables",
+                   timeout_s=90)
+    contacts = {m: build.addresses(m) for m, _, _ in people}
+    gateway = httpx.Client(base_url=env["GATEWAY_URL"], timeout=10)
+    for to, mode, times in [
+        (contacts[falling]["sms"], "permanent", None),
+        (contacts[falling]["voice"], "permanent", None),
+        (contacts[retried]["sms"], "temporary", 2),
+    ]:
+        gateway.post("/v1/failures", json={"to": to, "mode": mode, "times": times})
+    token = issue_token(secret=platform.jwt_secret, role="zone", scope=zone_code)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": CAP}
+    alert_id = unique("PZF-ALERT")
+    with httpx.Client(base_url=api, headers=headers, timeout=10) as client:
+        response = client.post(
+            "/v1/alerts", content=build.cap_alert(alert_id, bins=[bin_id], channels="sms")
+        )
+        assert response.status_code == 202, response.text
+
+        def settled() -> dict[str, Any] | None:
+            body = client.get(f"/v1/alerts/{alert_id}").json()
+            counts = body["by_channel"]
+            done = (counts.get("email", {}).get("handed_over", 0) == 1
+                    and counts.get("sms", {}).get("handed_over", 0) == 2)
+            return body if done else None
+
+        status = await wait_for(settled, what="fallback to e-mail", timeout_s=60)
+    gateway.close()
+    arrived = gateway_messages(env, alert_id=alert_id)
+    assert sorted((m["to"], m["channel"]) for m in arrived) == sorted([
+        (contacts[falling]["email"], "email"),
+        (contacts[retried]["sms"], "sms"),
+        (contacts[fine]["sms"], "sms"),
+    ])
+    assert status["targeted_members"] == 3
+    assert status["by_channel"]["sms"] == {
+        "pending": 0, "handed_over": 2, "failed": 1, "cancelled": 0
+    }
+    assert status["by_channel"]["voice"]["failed"] == 1
+    assert status["by_channel"]["email"]["handed_over"] == 1
+    assert status["first_handover_at"] <= status["last_handover_at"]
+    assert status["seconds_to_last_handover"] >= status["seconds_to_first_handover"] > 0
+    reasons = {(f["channel"], f["reason"]) for f in status["failures"]}
+    assert reasons == {("sms", "recipient permanently unreachable"),
+                       ("voice", "recipient permanently unreachable")}
+    text = str(status)
+    assert "@" not in text and "+32" not in text
+    for member, _, _ in people:
+        assert member not in text
