@@ -29,7 +29,10 @@ start() {
   while IFS='|' read -r name args _; do
     if pid_alive "$PIDS/$name.pid"; then continue; fi
     # shellcheck disable=SC2086
-    (cd "$ROOT" && nohup "$PY" $args >>"$LOGS/$name.log" 2>&1 & echo $! >"$PIDS/$name.pid")
+    # exec, so that the recorded pid is the service's own and no shell holds the
+    # caller's output open.
+    (cd "$ROOT" && exec nohup "$PY" $args) >>"$LOGS/$name.log" 2>&1 </dev/null &
+    echo $! >"$PIDS/$name.pid"
   done <<<"$PROCESSES"
 }
 
