@@ -230,7 +230,19 @@ class ReportStatusChanged(Event):
     changed_hour: datetime
 
 
-class ZoneCoverage(Event):
+class CoverageFigures(Event):
+    """The figures every coverage record carries, for a zone or a wider area."""
+
+    active_bins: int
+    active_bins_by_kind: dict[str, int]
+    active_members: int
+    units_total: int
+    units_covered: int
+    coverage_ratio: float
+    updated_at: datetime
+
+
+class ZoneCoverage(CoverageFigures):
     """Live coverage of one police zone."""
 
     EVENT_TYPE: ClassVar[str] = "be.bin.analytics.zone-coverage.v1"
@@ -238,17 +250,10 @@ class ZoneCoverage(Event):
     zone: str
     name: str
     province_nis: str
-    active_bins: int
-    active_bins_by_kind: dict[str, int]
-    active_members: int
-    units_total: int
-    units_covered: int
-    coverage_ratio: float
     fully_covered: bool
-    updated_at: datetime
 
 
-class AreaCoverage(Event):
+class AreaCoverage(CoverageFigures):
     """Coverage summed over a province, or over the country (`BE`)."""
 
     EVENT_TYPE: ClassVar[str] = "be.bin.analytics.area-coverage.v1"
@@ -256,14 +261,7 @@ class AreaCoverage(Event):
     area: str
     name: str
     zones: int
-    active_bins: int
-    active_bins_by_kind: dict[str, int]
-    active_members: int
-    units_total: int
-    units_covered: int
-    coverage_ratio: float
     fully_covered_zones: list[str]
-    updated_at: datetime
 
 
 EVENT_MODELS: tuple[type[Event], ...] = (
