@@ -66,7 +66,9 @@ async def coverage_problem() -> str:
 
     Analytics has no database: this replaces the database check of other services.
     """
-    return "" if views.caught_up else "coverage topics not read up to their end yet"
+    if views.caught_up:
+        return ""
+    return "coverage and registry topics not read up to their end yet"
 
 
 app = create_app(
@@ -119,6 +121,19 @@ async def get_zone(zone: str) -> dict[str, Any]:
     if record is None:
         raise Problem(404, "Unknown zone", "No coverage is known for this zone.")
     return record
+
+
+@app.get("/v1/coverage/zones/{zone}/bins")
+async def list_zone_bins(zone: str) -> dict[str, Any]:
+    """Lists the active BINs of a zone; member counts below the threshold show `<N`."""
+    if zone not in views.zones:
+        raise Problem(404, "Unknown zone", "No coverage is known for this zone.")
+    threshold = settings.small_count_threshold
+    return {
+        "zone": zone,
+        "bins": views.registry.bins_of_zone(zone, threshold=threshold),
+        "small_count_threshold": threshold,
+    }
 
 
 @app.get("/v1/coverage/provinces")
@@ -187,9 +202,9 @@ async def reports_weekly(zone: str | None = None) -> dict[str, Any]:
 
 
 @app.get("/v1/deliveries")
-async def deliveries() -> dict[str, Any]:
+async def deliveries(zone: str | None = None) -> dict[str, Any]:
     """Alerts per zone; deliveries per channel and status, with hand-over times."""
-    return views.deliveries.summary()
+    return views.deliveries.summary(zone=zone)
 
 
 @app.get("/", response_class=HTMLResponse)

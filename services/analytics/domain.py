@@ -119,6 +119,7 @@ class _Bin:
     active: bool
     territory: frozenset[str]
     version: int
+    name: str = ""
 
 
 @dataclass
@@ -151,6 +152,14 @@ class CoverageModel:
     )
     zone_members: Counter[str] = field(default_factory=Counter)
     dirty: set[str] = field(default_factory=set)
+    # Figures computed since their zone last changed: every publishing tick sums
+    # all zones for the country, and recounting every zone's units each time costs
+    # more than the events themselves.
+    _figures: dict[str, ZoneFigures] = field(default_factory=dict, repr=False)
+
+    def _changed(self, zone: str) -> None:
+        self.dirty.add(zone)
+        self._figures.pop(zone, None)
 
     def apply_zone(self, *, zone: str, snapshot: events.ZoneSnapshot | None) -> bool:
         """Applies a zone snapshot, or a tombstone (None) that removes the zone."""
@@ -169,7 +178,7 @@ class CoverageModel:
                 units=frozenset(snapshot.units),
                 version=snapshot.version,
             )
-        self.dirty.add(zone)
+        self._changed(zone)
         return True
 
     def apply_bin(self, *, bin_id: str, snapshot: events.BinSnapshot | None) -> bool:
@@ -188,12 +197,13 @@ class CoverageModel:
             active=snapshot.status == "active",
             territory=frozenset(snapshot.territory),
             version=snapshot.version,
+            name=snapshot.name,
         )
         self.bins[bin_id] = new
         if new.active:
             self._count_bin(bin_id, new, sign=1)
         else:
-            self.dirty.add(new.zone)
+            self._changed(new.zone)
         return True
 
     def apply_member(
@@ -226,7 +236,7 @@ class CoverageModel:
                 del cover[unit]
         self.bins_by_kind[state.zone][state.kind] += sign
         self.zone_members[state.zone] += sign * self.members_in_bin[bin_id]
-        self.dirty.add(state.zone)
+        self._changed(state.zone)
 
     def _count_member(self, bin_id: str, *, sign: int) -> None:
         self.members_in_bin[bin_id] += sign
@@ -235,7 +245,7 @@ class CoverageModel:
         state = self.bins.get(bin_id)
         if state is not None and state.active:
             self.zone_members[state.zone] += sign
-            self.dirty.add(state.zone)
+            self._changed(state.zone)
 
     def take_dirty(self) -> set[str]:
         """The zones changed since the last call, and forgets them."""
@@ -248,12 +258,15 @@ class CoverageModel:
 
     def figures(self, zone: str) -> ZoneFigures | None:
         """The current figures of a zone, None while its snapshot is unknown."""
+        cached = self._figures.get(zone)
+        if cached is not None:
+            return cached
         known = self.zones.get(zone)
         if known is None:
             return None
         cover = self.unit_cover.get(zone, {})
         by_kind = self.bins_by_kind.get(zone, Counter())
-        return ZoneFigures(
+        figures = self._figures[zone] = ZoneFigures(
             zone=zone,
             name=known.name,
             province_nis=known.province_nis,
@@ -264,6 +277,7 @@ class CoverageModel:
             units_total=len(known.units),
             units_covered=sum(1 for unit in known.units if unit in cover),
         )
+        return figures
 
     def zones_of_province(self, province_nis: str) -> list[ZoneFigures]:
         """The figures of every known zone of a province."""
@@ -277,6 +291,26 @@ class CoverageModel:
     def all_figures(self) -> list[ZoneFigures]:
         """The figures of every known zone."""
         return [f for code in self.zones if (f := self.figures(code)) is not None]
+
+    def bins_of_zone(self, zone: str, *, threshold: int) -> list[dict[str, Any]]:
+        """The active BINs of a zone with their member counts, small ones hidden.
+
+        One BIN is a street or a few: a count below the threshold could single
+        its members out, so it shows as `<threshold`.
+        """
+        return [
+            {
+                "bin_id": bin_id,
+                "name": state.name,
+                "kind": state.kind,
+                "units_covered": len(state.territory),
+                "active_members": protect(
+                    self.members_in_bin.get(bin_id, 0), threshold=threshold
+                ),
+            }
+            for bin_id, state in sorted(self.bins.items())
+            if state.zone == zone and state.active
+        ]
 
 
 def _stale(snapshot: events.Event | None, known: _Bin | _Member | None) -> bool:
@@ -336,7 +370,9 @@ class ReportFigures:
     def apply_status(self, change: events.ReportStatusChanged) -> None:
         """Keeps the latest status and outcome of a report."""
         self.status_of[change.report_id] = (
-            change.zone or "unknown", change.status, change.outcome
+            change.zone or "unknown",
+            change.status,
+            change.outcome,
         )
 
     def weekly(self, *, zone: str | None = None) -> list[dict[str, Any]]:
@@ -372,12 +408,15 @@ class ReportFigures:
 
 @dataclass
 class DeliveryFigures:
-    """Alerts per zone; deliveries per channel and status, with hand-over times."""
+    """Alerts and deliveries per zone, channel and status, with hand-over times."""
 
     alerts: set[str] = field(default_factory=set)
     alerts_per_zone: Counter[str] = field(default_factory=Counter)
-    last_status: dict[tuple[str, str, str], str] = field(default_factory=dict)
-    handover_seconds: dict[str, list[float]] = field(
+    # (alert id, member id, channel) -> (zone, latest status)
+    last_status: dict[tuple[str, str, str], tuple[str, str]] = field(
+        default_factory=dict
+    )
+    handover_seconds: dict[tuple[str, str], list[float]] = field(
         default_factory=lambda: defaultdict(list)
     )
 
@@ -391,26 +430,41 @@ class DeliveryFigures:
     def apply_status(self, status: events.DeliveryStatus) -> None:
         """Keeps the latest status per delivery and the time it took to hand it over."""
         key = (status.alert_id, status.member_id, status.channel)
-        previous = self.last_status.get(key)
-        self.last_status[key] = status.status
+        previous = self.last_status.get(key, ("", ""))[1]
+        self.last_status[key] = (status.zone, status.status)
         if status.status == "handed_over" and previous != "handed_over":
             seconds = (status.at - status.accepted_at).total_seconds()
-            self.handover_seconds[status.channel].append(max(seconds, 0.0))
+            self.handover_seconds[(status.zone, status.channel)].append(
+                max(seconds, 0.0)
+            )
 
-    def summary(self) -> dict[str, Any]:
-        """Deliveries per channel and status, and hand-over time percentiles."""
+    def summary(self, *, zone: str | None = None) -> dict[str, Any]:
+        """Deliveries per channel and status, and hand-over time percentiles.
+
+        Counts a whole zone's deliveries (never one member's): exact, like every
+        zone total.
+        """
         per: dict[str, Counter[str]] = defaultdict(Counter)
-        for (_, _, channel), state in self.last_status.items():
-            per[channel][state] += 1
-        channels = {}
-        for channel in sorted(set(per) | set(self.handover_seconds)):
-            times = sorted(self.handover_seconds.get(channel, []))
-            channels[channel] = {
+        for (_, _, channel), (where, state) in self.last_status.items():
+            if zone is None or where == zone:
+                per[channel][state] += 1
+        times: dict[str, list[float]] = defaultdict(list)
+        for (where, channel), seconds in self.handover_seconds.items():
+            if zone is None or where == zone:
+                times[channel].extend(seconds)
+        channels = {
+            channel: {
                 "statuses": dict(sorted(per[channel].items())),
-                "handover_seconds": _percentiles(times),
+                "handover_seconds": _percentiles(sorted(times.get(channel, []))),
             }
-        return {"alerts_per_zone": dict(sorted(self.alerts_per_zone.items())),
-                "channels": channels}
+            for channel in sorted(set(per) | set(times))
+        }
+        alerts = {
+            code: count
+            for code, count in sorted(self.alerts_per_zone.items())
+            if zone is None or code == zone
+        }
+        return {"alerts_per_zone": alerts, "channels": channels}
 
 
 def _percentiles(values: list[float]) -> dict[str, float | None]:
@@ -428,10 +482,26 @@ def zone_figures_row(record: Mapping[str, Any]) -> list[Any]:
 
 
 ZONE_CSV_COLUMNS = (
-    "zone", "name", "province_nis", "active_bins", "active_members", "units_total",
-    "units_covered", "coverage_ratio", "fully_covered", "updated_at",
+    "zone",
+    "name",
+    "province_nis",
+    "active_bins",
+    "active_members",
+    "units_total",
+    "units_covered",
+    "coverage_ratio",
+    "fully_covered",
+    "updated_at",
 )
 AREA_CSV_COLUMNS = (
-    "area", "name", "zones", "active_bins", "active_members", "units_total",
-    "units_covered", "coverage_ratio", "fully_covered_zones", "updated_at",
+    "area",
+    "name",
+    "zones",
+    "active_bins",
+    "active_members",
+    "units_total",
+    "units_covered",
+    "coverage_ratio",
+    "fully_covered_zones",
+    "updated_at",
 )

@@ -3,7 +3,8 @@
 The coverage figures come from the worker's compacted output topics, read from
 the beginning by a consumer without a group (each HTTP process keeps its own
 copy); reports, alerts and delivery statuses are small enough to be aggregated
-here from their topics. Nothing here reads the worker's tables.
+here from their topics, and so are the BINs and memberships behind the per-BIN
+member counts (never the contacts topic). Nothing here reads the worker's tables.
 """
 
 from __future__ import annotations
@@ -16,19 +17,21 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.analytics import domain, telemetry
+from services.analytics.settings import AnalyticsSettings
 from shared import events
 from shared.envelope import EnvelopeError, Received, decode
-from shared.settings import ServiceSettings
 
 log = logging.getLogger("bin.analytics.store")
 
-COVERAGE_TOPICS = (events.ZoneCoverage.TOPIC, events.AreaCoverage.TOPIC)
 FIGURE_TOPICS = (
     events.ReportSubmitted.TOPIC,
     events.ReportStatusChanged.TOPIC,
     events.AlertAccepted.TOPIC,
     events.DeliveryStatus.TOPIC,
 )
+# Readiness waits for these and the coverage topics to be read up to the end they
+# had at start-up.
+REGISTRY_TOPICS = (events.BinSnapshot.TOPIC, events.MembershipSnapshot.TOPIC)
 SUBSCRIBER_BACKLOG = 1000
 
 
@@ -40,6 +43,7 @@ class Views:
     areas: dict[str, dict[str, Any]] = field(default_factory=dict)
     reports: domain.ReportFigures = field(default_factory=domain.ReportFigures)
     deliveries: domain.DeliveryFigures = field(default_factory=domain.DeliveryFigures)
+    registry: domain.CoverageModel = field(default_factory=domain.CoverageModel)
     followers: set[asyncio.Queue[tuple[str, dict[str, Any]]]] = field(
         default_factory=set
     )
@@ -53,6 +57,15 @@ class Views:
             self._replace(self.zones, key, event, kind="zone")
         elif topic == events.AreaCoverage.TOPIC:
             self._replace(self.areas, key, event, kind="area")
+        elif topic == events.BinSnapshot.TOPIC:
+            self.registry.apply_bin(bin_id=key, snapshot=event)  # type: ignore[arg-type]
+            self.registry.take_dirty()
+        elif topic == events.MembershipSnapshot.TOPIC:
+            self.registry.apply_member(
+                member_id=key,
+                snapshot=event,  # type: ignore[arg-type]
+            )
+            self.registry.take_dirty()
         elif isinstance(event, events.ReportSubmitted):
             self.reports.apply_submitted(event)
         elif isinstance(event, events.ReportStatusChanged):
@@ -102,9 +115,16 @@ class Views:
 
 
 async def follow_kafka_topics(
-    settings: ServiceSettings, *, views: Views, stop: asyncio.Event
+    settings: AnalyticsSettings, *, views: Views, stop: asyncio.Event
 ) -> None:
     """Reads the analytics input topics from their start into `views` until stopped."""
+    # Records are dispatched by the catalogue's topic names.
+    logical = {
+        settings.coverage_topic: events.ZoneCoverage.TOPIC,
+        settings.area_topic: events.AreaCoverage.TOPIC,
+    }
+    coverage_topics = (settings.coverage_topic, settings.area_topic)
+    caught_up_topics = (*coverage_topics, *REGISTRY_TOPICS)
     consumer = AIOKafkaConsumer(
         **settings.kafka_client_options(),
         group_id=None,
@@ -113,31 +133,32 @@ async def follow_kafka_topics(
     )
     await consumer.start()
     # Without a group every partition is assigned here, read from the earliest offset.
-    consumer.subscribe(topics=[*COVERAGE_TOPICS, *FIGURE_TOPICS])
+    consumer.subscribe(topics=[*coverage_topics, *REGISTRY_TOPICS, *FIGURE_TOPICS])
     ends: dict[TopicPartition, int] | None = None
     try:
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=200, max_records=1000)
             for records in batches.values():
                 for record in records:
-                    _take(views, record.topic, record.key, record.value, record.headers)
+                    topic = logical.get(record.topic, record.topic)
+                    _take(views, topic, record.key, record.value, record.headers)
             if views.caught_up:
                 continue
             assigned = consumer.assignment()
-            coverage = [tp for tp in assigned if tp.topic in COVERAGE_TOPICS]
-            if ends is None and {tp.topic for tp in coverage} == set(COVERAGE_TOPICS):
-                ends = await consumer.end_offsets(coverage)
+            watched = [tp for tp in assigned if tp.topic in caught_up_topics]
+            if ends is None and {tp.topic for tp in watched} == set(caught_up_topics):
+                ends = await consumer.end_offsets(watched)
             if ends is not None and await _reached(consumer, ends):
                 views.caught_up = True
-                log.info("coverage topics read up to their end",
-                         extra={"count": len(views.zones)})
+                log.info(
+                    "coverage and registry topics read up to their end",
+                    extra={"count": len(views.zones)},
+                )
     finally:
         await consumer.stop()
 
 
-async def _reached(
-    consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]
-) -> bool:
+async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
     for tp, end in ends.items():
         if await consumer.position(tp) < end:
             return False
@@ -155,8 +176,9 @@ def _take(
         received = decode(key=key, value=value, headers=headers)
     except EnvelopeError as error:
         # The worker dead-letters bad input; a bad record here is skipped, not fatal.
-        log.warning("skipping unreadable record", extra={"topic": topic,
-                                                         "reason": str(error)})
+        log.warning(
+            "skipping unreadable record", extra={"topic": topic, "reason": str(error)}
+        )
         return
     telemetry.record_api_record(topic=topic)
     views.apply(received, topic=topic)

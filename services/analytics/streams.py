@@ -1,18 +1,22 @@
 """The coverage worker: Faust agents, the registry table and the publishing timer.
 
 Stage 1 reads `registry.zones.v1`, `registry.bins.v1` and `registry.memberships.v1`
-(never the contacts topic), dead-letters what it cannot decode and forwards each
-snapshot, keyed `<kind>:<id>`, to one internal single-partition topic. Stage 2
+(never the contacts topic), dead-letters what it cannot decode and forwards the
+snapshots, a batch per record, to one internal single-partition topic. Stage 2
 reads that topic alone, so that one agent sees every zone, BIN and member in
 order: it keeps the latest snapshot per key in a Faust table (rebuilt from its
 changelog after a restart) and the running sums in a `domain.CoverageModel`
 rebuilt from that table. A timer publishes the figures of the zones that changed,
 their provinces and the country, at most once per `publish_interval_s`, which
 keeps latency low and the output bounded however fast members arrive.
+
+Forwarding in batches matters for throughput: each record sent costs far more
+than applying a snapshot, and a batch of a few milliseconds costs one.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -40,6 +44,9 @@ MODEL_OF_KIND: dict[str, type[events.Event]] = {
     "member": events.MembershipSnapshot,
 }
 TOMBSTONE = b""
+BATCH_KEY = b"batch"
+# Faust's own bound on a table's unsent changelog records (ProducerBuffer).
+CHANGELOG_BACKLOG_MAX = 100
 
 
 def merged_topic_name(app_id: str) -> str:
@@ -56,15 +63,37 @@ def apply_snapshot(
     if kind == "bin":
         return model.apply_bin(bin_id=key, snapshot=snapshot)  # type: ignore[arg-type]
     return model.apply_member(
-        member_id=key, snapshot=snapshot  # type: ignore[arg-type]
+        member_id=key,
+        snapshot=snapshot,  # type: ignore[arg-type]
     )
 
 
-def parse_forwarded(kind: str, value: bytes | None) -> events.Event | None:
+def parse_forwarded(kind: str, value: bytes | str | None) -> events.Event | None:
     """The snapshot carried by a forwarded record, None for a tombstone."""
     if not value:
         return None
     return MODEL_OF_KIND[kind].model_validate_json(value)
+
+
+Forwarded = tuple[str, str, str | None]
+
+
+def encode_batch(items: list[Forwarded]) -> bytes:
+    """One internal record carrying (kind, key, snapshot JSON or None) triples."""
+    return json.dumps(items, separators=(",", ":")).encode()
+
+
+def decode_forwarded(key: bytes | None, value: bytes | None) -> list[Forwarded]:
+    """The triples of an internal record: a batch, or one `<kind>:<id>` snapshot.
+
+    Single-snapshot records are what workers before batching wrote; reading them
+    keeps an upgrade from losing what was forwarded but not yet applied.
+    """
+    if key == BATCH_KEY:
+        items = json.loads(value or b"[]")
+        return [(str(kind), str(ident), body) for kind, ident, body in items]
+    kind, _, ident = (key or b"").decode().partition(":")
+    return [(kind, ident, value.decode() if value else None)]
 
 
 def coverage_records(
@@ -116,17 +145,15 @@ def create_worker_app(
         settings=settings,
         web_port=settings.worker_metrics_port,
         datadir=settings.faust_datadir(),
-        # Records an agent sends are held until the offset of the record that caused
-        # them is committed (so a crash cannot lose them); committing often keeps
-        # that hold, and so the forwarding stage's latency, short.
+        # Dead letters an agent sends wait for the commit of their record's offset.
         broker_commit_interval=settings.commit_interval_s,
     )
     sources = raw_topic(app, ZONES, BINS, MEMBERSHIPS)
     merged = raw_topic(
         app, merged_topic_name(settings.faust_app_id), partitions=1, internal=True
     )
-    coverage_topic = raw_topic(app, events.ZoneCoverage.TOPIC)
-    area_topic = raw_topic(app, events.AreaCoverage.TOPIC)
+    coverage_topic = raw_topic(app, settings.coverage_topic)
+    area_topic = raw_topic(app, settings.area_topic)
     table = app.Table(
         "registry-latest",
         default=None,
@@ -155,40 +182,70 @@ def create_worker_app(
     @app.agent(sources, concurrency=1)
     async def forward_registry(stream: faust.StreamT) -> None:
         """Stage 1: decodes registry snapshots and forwards them to one partition."""
-        async for event in stream.events():
-            received = await decode_or_dead_letter(app, event, consumer="analytics")
-            if received is None or received.key is None:
-                continue
-            kind = KIND_OF_TOPIC[event.message.topic]
-            body = (
-                TOMBSTONE
-                if received.event is None
-                else received.event.model_dump_json().encode()
-            )
-            await merged.send(key=f"{kind}:{received.key}".encode(), value=body)
+        async for batch in stream.take_events(
+            settings.forward_batch_max, within=settings.forward_within_s
+        ):
+            items: list[Forwarded] = []
+            for event in batch:
+                received = await decode_or_dead_letter(app, event, consumer="analytics")
+                if received is None or received.key is None:
+                    continue
+                kind = KIND_OF_TOPIC[event.message.topic]
+                # The body was just validated: it is forwarded as it came.
+                body = None if received.event is None else event.message.value.decode()
+                items.append((kind, received.key, body))
+            if items:
+                # `force` sends now instead of when the offset is committed: the
+                # events are acknowledged only after this send, and every commit
+                # flushes the producer first, so a crash can repeat a batch (which
+                # changes nothing) but not lose one.
+                await merged.send(key=BATCH_KEY, value=encode_batch(items), force=True)
 
     @app.agent(merged, concurrency=1)
     async def keep_coverage(stream: faust.StreamT) -> None:
         """Stage 2: applies each snapshot to the table and the running sums."""
         async for event in stream.events():
-            key = event.message.key.decode()
-            kind, _, ident = key.partition(":")
             try:
-                snapshot = parse_forwarded(kind, event.message.value)
-            except (KeyError, ValidationError):
-                # Stage 1 validated it: only a foreign writer on the topic gets here.
+                items = decode_forwarded(event.message.key, event.message.value)
+            except (ValueError, TypeError):
+                # Stage 1 wrote it: only a foreign writer on the topic gets here.
                 log.warning(
-                    "skipping unreadable forwarded snapshot", extra={"reason": kind}
+                    "skipping unreadable forwarded batch",
+                    extra={"offset": event.message.offset},
                 )
                 continue
-            applied = apply_snapshot(model, kind=kind, key=ident, snapshot=snapshot)
-            telemetry.record_snapshot(kind=kind, applied=applied)
-            if not applied:
-                continue
-            if snapshot is None:
-                table.pop(key, None)
-            else:
-                table[key] = event.message.value.decode()
+            for kind, ident, body in items:
+                apply_forwarded(kind=kind, ident=ident, body=body)
+            await drain_changelog()
+
+    async def drain_changelog() -> None:
+        """Waits until the table's unsent changelog records are few again.
+
+        Faust bounds that backlog after each event, and a batch is one event: left
+        alone, a backlog of thousands is lost when the worker stops, after the
+        offsets that caused it were committed.
+        """
+        buffer = app.producer.buffer
+        while buffer.size > CHANGELOG_BACKLOG_MAX:
+            await buffer.flush_atmost(buffer.size - CHANGELOG_BACKLOG_MAX)
+
+    def apply_forwarded(*, kind: str, ident: str, body: str | None) -> None:
+        try:
+            snapshot = parse_forwarded(kind, body)
+        except (KeyError, ValidationError):
+            log.warning(
+                "skipping unreadable forwarded snapshot", extra={"reason": kind}
+            )
+            return
+        applied = apply_snapshot(model, kind=kind, key=ident, snapshot=snapshot)
+        telemetry.record_snapshot(kind=kind, applied=applied)
+        if not applied:
+            return
+        key = f"{kind}:{ident}"
+        if body is None:
+            table.pop(key, None)
+        else:
+            table[key] = body
 
     @app.timer(interval=settings.publish_interval_s)
     async def publish_coverage() -> None:
@@ -235,4 +292,3 @@ def run_worker(settings: AnalyticsSettings) -> None:
         override_logging=False,
     )
     worker.execute_from_commandline()
-

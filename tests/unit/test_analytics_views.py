@@ -42,13 +42,16 @@ async def test_views_keep_the_latest_record_and_tell_followers():
 
 async def test_routes_answer_json_csv_and_problem_for_unknown_zones():
     http.views.zones.clear()
-    http.views.apply(received(coverage_record("z1", 2), "z1"),
-                     topic="analytics.coverage.v1")
+    http.views.apply(
+        received(coverage_record("z1", 2), "z1"), topic="analytics.coverage.v1"
+    )
     transport = httpx.ASGITransport(app=http.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         zone = (await client.get("/v1/coverage/zones/z1")).json()
         assert (zone["active_members"], zone["coverage_ratio"]) == (2, 0.5)
-        listed = (await client.get("/v1/coverage/zones", params={"province": "x"})).json()
+        listed = (
+            await client.get("/v1/coverage/zones", params={"province": "x"})
+        ).json()
         assert listed == {"zones": []}
         missing = await client.get("/v1/coverage/zones/nope")
         assert missing.status_code == 404
@@ -58,3 +61,15 @@ async def test_routes_answer_json_csv_and_problem_for_unknown_zones():
         page = (await client.get("/")).text
         assert "EventSource" in page and "__DEFAULT_PROVINCE__" not in page
         assert "http://" not in page and "https://" not in page, "no other host"
+
+
+def test_forwarded_batches_and_single_records_decode_alike():
+    from services.analytics import streams
+
+    items = [("member", "m1", '{"x": 1}'), ("bin", "b1", None)]
+    batch = streams.decode_forwarded(streams.BATCH_KEY, streams.encode_batch(items))
+    assert batch == items
+    assert streams.decode_forwarded(b"zone:z1", b'{"y": 2}') == [
+        ("zone", "z1", '{"y": 2}')
+    ]
+    assert streams.decode_forwarded(b"bin:b1", b"") == [("bin", "b1", None)]
