@@ -236,9 +236,7 @@ class Refused(Exception):
             422: "Invalid report",
             429: "Too many requests",
         }.get(self.status, "Refused")
-        return Problem(
-            self.status, title, detail, errors=errors, headers=self.headers
-        )
+        return Problem(self.status, title, detail, errors=errors, headers=self.headers)
 
 
 def _limits_values() -> dict[str, int]:
@@ -429,9 +427,7 @@ async def save_answers(report: dict[str, Any], answers: dict[str, str]) -> dict:
         hour=domain.coarsen_to_hour(utcnow()),
     ):
         raise Refused(409, "error.invalid", field="answers")
-    fresh = await store.find_report_by_locator_db(
-        runtime.db, locator=report["locator"]
-    )
+    fresh = await store.find_report_by_locator_db(runtime.db, locator=report["locator"])
     return fresh or report
 
 
@@ -763,7 +759,8 @@ async def follow_up(body: FollowUpIn) -> JSONResponse:
     """Shows status and questions for a receipt code, storing any answers sent."""
     try:
         report = await open_report(
-            receipt_code=body.receipt_code, challenge=body.challenge,
+            receipt_code=body.receipt_code,
+            challenge=body.challenge,
             nonce=body.nonce or None,
         )
         if body.answers:
@@ -891,8 +888,9 @@ async def update_zone_report(
     return staff_detail(report, base=f"/v1/zones/{zone}/reports/{report_id}")
 
 
-@app.post("/v1/zones/{zone}/reports/{report_id}/questions", status_code=201,
-          tags=["zones"])
+@app.post(
+    "/v1/zones/{zone}/reports/{report_id}/questions", status_code=201, tags=["zones"]
+)
 async def ask_question(
     zone: str, report_id: str, body: QuestionIn, request: Request
 ) -> dict[str, str]:
@@ -900,7 +898,10 @@ async def ask_question(
     require_zone(_caller(request), zone)
     await _zone_report(zone, report_id)
     question_id = await store.add_question_db(
-        runtime.db, report_id=report_id, zone=zone, text=body.text.strip(),
+        runtime.db,
+        report_id=report_id,
+        zone=zone,
+        text=body.text.strip(),
         hour=domain.coarsen_to_hour(utcnow()),
     )
     if question_id is None:
@@ -932,7 +933,9 @@ async def list_triage(
     """Lists reports no zone claimed, optionally for one province (NIS code)."""
     require_role(_caller(request), "operator")
     found = await store.list_reports_db(
-        runtime.db, zone=None, province=province,
+        runtime.db,
+        zone=None,
+        province=province,
         status=status.value if status else None,
     )
     return {"reports": [staff_summary(report) for report in found]}

@@ -372,15 +372,13 @@ _ROWS: dict[str, tuple[str, str, str, str]] = {
         "Er komen nu veel meldingen binnen. Probeer over enkele minuten opnieuw.",
         "Beaucoup de signalements arrivent en ce moment. Réessayez dans quelques "
         "minutes.",
-        "Gerade gehen viele Meldungen ein. Versuchen Sie es in einigen Minuten "
-        "erneut.",
+        "Gerade gehen viele Meldungen ein. Versuchen Sie es in einigen Minuten erneut.",
         "Many reports are coming in right now. Please try again in a few minutes.",
     ),
     "error.receipt_invalid": (
         "Deze ontvangstcode klopt niet. Controleer hem en probeer opnieuw.",
         "Ce code de réception n'est pas correct. Vérifiez-le et réessayez.",
-        "Dieser Empfangscode stimmt nicht. Prüfen Sie ihn und versuchen Sie es "
-        "erneut.",
+        "Dieser Empfangscode stimmt nicht. Prüfen Sie ihn und versuchen Sie es erneut.",
         "This receipt code is not correct. Check it and try again.",
     ),
     "receipt.heading": (

@@ -17,8 +17,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.reports.domain import (
-    Resolution,
     ReportSubmission,
+    Resolution,
     Status,
     StatusChange,
 )
@@ -273,10 +273,14 @@ async def get_photo_db(
 
 async def purge_closed_reports_db(db: AsyncDatabase, *, closed_before: datetime) -> int:
     """Deletes reports closed before a time, with their photos; returns how many."""
-    found = await db[REPORTS].find(
-        {"status": Status.CLOSED.value, "closed_hour": {"$lt": closed_before}},
-        {"_id": 1, "outbox_pending": 1},
-    ).to_list(1000)
+    found = (
+        await db[REPORTS]
+        .find(
+            {"status": Status.CLOSED.value, "closed_hour": {"$lt": closed_before}},
+            {"_id": 1, "outbox_pending": 1},
+        )
+        .to_list(1000)
+    )
     # A report whose last event is not published yet waits for the next pass.
     ids = [doc["_id"] for doc in found if not doc.get("outbox_pending")]
     if not ids:

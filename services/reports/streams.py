@@ -14,13 +14,14 @@ import logging
 import signal
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.reports import store, telemetry
+from services.reports import domain, store, telemetry
 from services.reports.settings import ReportsSettings
 from shared import outbox
-from shared.envelope import Received, utcnow
+from shared.envelope import Headers, Received, utcnow
 from shared.events import ZoneSnapshot
 from shared.kafka import Reject, new_producer, run_consumer
 from shared.mongo import database, new_client
@@ -44,6 +45,40 @@ def zones_handler(db: AsyncDatabase):  # noqa: ANN201 - returns the handler clos
             log.info("zone learnt", extra={"zone": received.event.zone})
 
     return handle
+
+
+class CoarseTimeProducer:
+    """Sends through a producer with the record time and `ce_time` cut to the hour.
+
+    A Kafka record keeps the time it was produced to the millisecond, and the relay
+    sends within a second of a submission: left alone, both would date a report
+    far more precisely than the hour it stores.
+    """
+
+    def __init__(self, producer: Any) -> None:
+        self._producer = producer
+
+    async def send(
+        self,
+        topic: str,
+        *,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        headers: Headers | None = None,
+    ) -> Any:
+        """Hands one record to the producer; returns its delivery future."""
+        hour = domain.coarsen_to_hour(utcnow())
+        stamped = [
+            (name, hour.isoformat().encode()) if name == "ce_time" else (name, data)
+            for name, data in headers or []
+        ]
+        return await self._producer.send(
+            topic,
+            value=value,
+            key=key,
+            headers=stamped,
+            timestamp_ms=int(hour.timestamp() * 1000),
+        )
 
 
 async def _outbox_collections() -> list[str]:
@@ -89,7 +124,7 @@ async def run_worker(settings: ReportsSettings, *, stop: asyncio.Event) -> None:
         tasks = [
             asyncio.create_task(
                 outbox.run_relay(
-                    producer,
+                    CoarseTimeProducer(producer),  # type: ignore[arg-type]
                     db,
                     collections=_outbox_collections,
                     source=SOURCE,

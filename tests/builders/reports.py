@@ -9,7 +9,7 @@ import string
 from typing import Any
 
 import httpx
-from PIL import Image
+from PIL import Image, ImageCms, PngImagePlugin
 
 from services.reports import domain
 from shared.events import Municipality, ZoneSnapshot
@@ -18,6 +18,15 @@ DISTINCTIVE_IP = "203.0.113.197"
 DISTINCTIVE_UA = "Mozilla/5.0 (Tipster-Test-Agent 7.31; zz-QX)"
 SECRET_COMMENT = b"TIPSTER-CAMERA-COMMENT"
 CAMERA_MAKER = "SpyCam-Model-QX9"
+XMP_AUTHOR = "TIPSTER-XMP-AUTHOR"
+PNG_AUTHOR = "TIPSTER-PNG-AUTHOR"
+XMP = (
+    '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+    'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description '
+    'xmlns:exif="http://ns.adobe.com/exif/1.0/" exif:GPSLatitude="51,13.1N" '
+    f'xmlns:dc="http://purl.org/dc/elements/1.1/" dc:creator="{XMP_AUTHOR}"/>'
+    "</rdf:RDF></x:xmpmeta>"
+)
 
 
 def place_name() -> str:
@@ -53,6 +62,38 @@ def jpeg_with_metadata(size: tuple[int, int] = (64, 48)) -> bytes:
     gps.update({1: "N", 2: (51.0, 13.0, 7.0), 3: "E", 4: (4.0, 24.0, 9.0)})
     out = io.BytesIO()
     image.save(out, format="JPEG", exif=exif.tobytes(), comment=SECRET_COMMENT)
+    return out.getvalue()
+
+
+def icc_profile() -> bytes:
+    """An sRGB ICC profile, as cameras and editors embed them."""
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def jpeg_with_everything(size: tuple[int, int] = (64, 48)) -> bytes:
+    """A JPEG carrying EXIF with GPS, XMP, an ICC profile and a comment."""
+    plain = Image.open(io.BytesIO(jpeg_with_metadata(size)))
+    out = io.BytesIO()
+    plain.save(
+        out,
+        format="JPEG",
+        exif=plain.getexif().tobytes(),
+        comment=SECRET_COMMENT,
+        icc_profile=icc_profile(),
+        xmp=XMP.encode(),
+    )
+    return out.getvalue()
+
+
+def png_with_metadata() -> bytes:
+    """A PNG carrying text chunks, XMP and an ICC profile."""
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Author", PNG_AUTHOR)
+    info.add_itxt("XML:com.adobe.xmp", XMP)
+    out = io.BytesIO()
+    Image.new("RGB", (16, 12), (0, 0, 200)).save(
+        out, format="PNG", pnginfo=info, icc_profile=icc_profile()
+    )
     return out.getvalue()
 
 

@@ -19,8 +19,13 @@ from tests.conftest import free_port, unique, wait_http
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
-    "--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run", "--disable-sync",
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
 ]
 
 pytestmark = pytest.mark.skipif(
@@ -33,14 +38,30 @@ pytestmark = pytest.mark.skipif(
 async def service(platform: ServiceSettings, start_process: object) -> Iterator[dict]:
     zone, place = unique("zb"), build.place_name()
     topic = unique("test-reports-zones")
-    await ensure_topics(platform, topics=[catalogue.Topic(
-        name=topic, key="zone code", value="ZoneSnapshot", producer="test",
-        consumers=(), partitions=1, cleanup_policy="compact", description="",
-    )])
+    await ensure_topics(
+        platform,
+        topics=[
+            catalogue.Topic(
+                name=topic,
+                key="zone code",
+                value="ZoneSnapshot",
+                producer="test",
+                consumers=(),
+                partitions=1,
+                cleanup_policy="compact",
+                description="",
+            )
+        ],
+    )
     producer = new_producer(platform)
     await producer.start()
-    await publish_event(producer, topic=topic, key=zone, source="test",
-                        event=build.zone_snapshot(zone, names=[place]))
+    await publish_event(
+        producer,
+        topic=topic,
+        key=zone,
+        source="test",
+        event=build.zone_snapshot(zone, names=[place]),
+    )
     await producer.stop()
     port, database = free_port(), unique("test_reports_browser")
     env = build.service_env(port=port, database=database, zones_topic=topic)
@@ -59,10 +80,17 @@ async def service(platform: ServiceSettings, start_process: object) -> Iterator[
 
 def _report_and_follow_up(url: str, place: str) -> tuple[str, str, list[str]]:
     outside: list[str] = []
+    visited: list[str] = []
+
+    def seen(request: object) -> None:
+        visited.append(request.url)  # type: ignore[attr-defined]
+        if not request.url.startswith(url):  # type: ignore[attr-defined]
+            outside.append(request.url)  # type: ignore[attr-defined]
+
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(locale="nl-BE")
-        page.on("request", lambda r: None if r.url.startswith(url) else outside.append(r.url))
+        page.on("request", seen)
         page.goto(f"{url}/")
         assert page.locator("html").get_attribute("lang") == "nl"
         page.check("#category-plantation")
@@ -81,11 +109,18 @@ def _report_and_follow_up(url: str, place: str) -> tuple[str, str, list[str]]:
         page.click("button[type=submit]")
         page.wait_for_selector("dl", timeout=30000)
         status = page.inner_text("dl")
+        bare = code.replace("-", "")
+        assert not any(code in u or bare in u for u in [*visited, page.url]), (
+            "the receipt code never appears in a URL"
+        )
+        assert page.context.cookies() == []
         browser.close()
     return heading, code + "\n" + status, outside
 
 
-async def test_a_dutch_report_is_sent_and_followed_up_in_chromium(service: dict) -> None:
+async def test_a_dutch_report_is_sent_and_followed_up_in_chromium(
+    service: dict,
+) -> None:
     heading, seen, outside = await asyncio.to_thread(
         _report_and_follow_up, service["url"], service["place"]
     )

@@ -50,14 +50,23 @@ def zone(code: str, province: str, *municipalities: tuple[str, str, str | None])
 def lookup() -> domain.PlaceLookup:
     return domain.build_place_lookup(
         [
-            zone("ipz28", "04000", ("21004", "Brussel", "Bruxelles"),
-                 ("21009", "Elsene", "Ixelles")),
+            zone(
+                "ipz28",
+                "04000",
+                ("21004", "Brussel", "Bruxelles"),
+                ("21009", "Elsene", "Ixelles"),
+            ),
             zone("ipz1", "10000", ("11002", "Antwerpen", "Anvers")),
             zone("ipz77", "40000", ("44021", "Gent", "Gand")),
             # Walloon zones still carry 2020 NIS codes in some sources.
             zone("centre-ardenne", "80000", ("82003", "Bastenaken", "Bastogne")),
-            {"zone": "ipz98", "province_nis": "40000", "municipalities": [
-                {"nis": "46030", "name_nl": "Beveren-Kruibeke-Zwijndrecht"}]},
+            {
+                "zone": "ipz98",
+                "province_nis": "40000",
+                "municipalities": [
+                    {"nis": "46030", "name_nl": "Beveren-Kruibeke-Zwijndrecht"}
+                ],
+            },
         ]
     )
 
@@ -336,9 +345,8 @@ def test_unsolved_nonce_is_refused():
     wrong = next(
         str(n)
         for n in range(1000)
-        if domain.leading_zero_bits(
-            hashlib.sha256(f"{challenge}{n}".encode()).digest()
-        ) < 12
+        if domain.leading_zero_bits(hashlib.sha256(f"{challenge}{n}".encode()).digest())
+        < 12
     )
     with pytest.raises(ChallengeRejected) as caught:
         domain.verify_solution(secret=SECRET, challenge=challenge, nonce=wrong, now=NOW)

@@ -39,13 +39,26 @@ def test_every_enum_value_has_a_label():
 
 
 def test_every_error_key_has_a_message():
-    reasons = ["photo_type", "photo_invalid", "photo_too_large",
-               "photo_too_many_pixels", "photo_too_many"]
+    reasons = [
+        "photo_type",
+        "photo_invalid",
+        "photo_too_large",
+        "photo_too_many_pixels",
+        "photo_too_many",
+    ]
     keys = {f"error.{reason}" for reason in reasons} | {
-        "error.required", "error.invalid", "error.too_long", "error.postcode_format",
-        "error.municipality_format", "error.place_missing", "error.category",
-        "error.signals", "error.control_characters", "error.challenge",
-        "error.rate_limited", "error.receipt_invalid",
+        "error.required",
+        "error.invalid",
+        "error.too_long",
+        "error.postcode_format",
+        "error.municipality_format",
+        "error.place_missing",
+        "error.category",
+        "error.signals",
+        "error.control_characters",
+        "error.challenge",
+        "error.rate_limited",
+        "error.receipt_invalid",
     }
     assert keys <= set(i18n.MESSAGES)
 
@@ -102,25 +115,37 @@ PAGES = {
                 "photos": "error.photo_too_many",
             },
             "form_error": "error.rate_limited",
-            "values": {"category": "heat", "place": "12", "signals": ["heat", "smell"],
-                       "text": "</textarea><script>alert(1)</script>"},
+            "values": {
+                "category": "heat",
+                "place": "12",
+                "signals": ["heat", "smell"],
+                "text": "</textarea><script>alert(1)</script>",
+            },
         },
     ),
     "receipt": ("receipt.html", {"receipt_code": domain.new_receipt_code().display}),
     "followup": ("followup.html", {"challenge": CHALLENGE}),
     "followup-error": (
-        "followup.html", {"challenge": CHALLENGE, "error": "error.receipt_invalid"}
+        "followup.html",
+        {"challenge": CHALLENGE, "error": "error.receipt_invalid"},
     ),
     "followup-report": (
         "followup.html",
-        {"challenge": CHALLENGE, "report": REPORT, "receipt_code": "ABCD-EFGH",
-         "notice": "followup.answer_saved"},
+        {
+            "challenge": CHALLENGE,
+            "report": REPORT,
+            "receipt_code": "ABCD-EFGH",
+            "notice": "followup.answer_saved",
+        },
     ),
     "followup-closed": (
         "followup.html",
-        {"challenge": CHALLENGE, "receipt_code": "ABCD-EFGH",
-         "report": REPORT | {"status": "closed", "outcome": "site_found",
-                             "questions": []}},
+        {
+            "challenge": CHALLENGE,
+            "receipt_code": "ABCD-EFGH",
+            "report": REPORT
+            | {"status": "closed", "outcome": "site_found", "questions": []},
+        },
     ),
 }
 
@@ -167,8 +192,9 @@ def test_pages_render_accessible_and_self_contained(name, lang):
     assert all(tag not in {"link", "iframe", "img"} for tag, _ in page.tags)
     assert all("src" not in attributes for tag, attributes in page.tags)
     # Every key was translated: none shows through raw.
-    assert not re.search(r">\s*(form|error|receipt|followup|category|signal)\.[a-z_]",
-                         html)
+    assert not re.search(
+        r">\s*(form|error|receipt|followup|category|signal)\.[a-z_]", html
+    )
     assert "<script>alert" not in html and "<b>door</b>" not in html
 
 
@@ -177,8 +203,14 @@ def test_form_offers_every_category_and_signal_and_the_challenge(lang):
     html = render("form", lang)
     for member in (*domain.Category, *domain.Signal):
         assert f'value="{member.value}"' in html
-        assert t(lang, ("category." if member in domain.Category else "signal.")
-                 + member.value).replace("'", "&#39;") in html
+        assert (
+            t(
+                lang,
+                ("category." if member in domain.Category else "signal.")
+                + member.value,
+            ).replace("'", "&#39;")
+            in html
+        )
     assert f'value="{CHALLENGE}"' in html
     assert 'name="nonce"' in html and "data-pow" in html
     assert 'enctype="multipart/form-data"' in html

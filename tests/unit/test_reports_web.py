@@ -19,7 +19,9 @@ def test_unzoned_places_keep_their_province_and_unknown_ones_are_refused() -> No
     empty = domain.build_place_lookup([])
     bastogne = domain.route_location(domain.Location(postcode="6600"), lookup=empty)
     assert bastogne.zone is None and bastogne.province_nis == "80000"
-    by_name = domain.route_location(domain.Location(municipality="Anvers"), lookup=empty)
+    by_name = domain.route_location(
+        domain.Location(municipality="Anvers"), lookup=empty
+    )
     assert by_name.province_nis == "10000"
     with pytest.raises(domain.UnknownPlace) as postcode:
         domain.route_location(domain.Location(postcode="9999"), lookup=empty)
@@ -44,11 +46,19 @@ def test_the_report_document_holds_coarse_times_and_anonymous_events() -> None:
     )
     assert len(document["_id"]) == 32
     assert [entry["topic"] for entry in document["outbox"]] == [
-        "reports.submitted.v1", "reports.status.v1"]
+        "reports.submitted.v1",
+        "reports.status.v1",
+    ]
     assert all(entry["created_at"] == HOUR for entry in document["outbox"])
     submitted = json.loads(document["outbox"][0]["body"])
-    assert set(submitted) == {"report_id", "zone", "province_nis", "municipality_nis",
-                              "category", "submitted_hour"}
+    assert set(submitted) == {
+        "report_id",
+        "zone",
+        "province_nis",
+        "municipality_nis",
+        "category",
+        "submitted_hour",
+    }
 
 
 async def test_the_app_never_sees_address_agent_or_cookies() -> None:
@@ -66,14 +76,20 @@ async def test_the_app_never_sees_address_agent_or_cookies() -> None:
         await client.get("/", headers={**build.reporter_headers(), "Cookie": "a=b"})
         too_big = await client.post("/", content=b"x" * 11)
     assert seen["client"] is None
-    assert set(seen["headers"]) & {b"user-agent", b"x-forwarded-for", b"cookie"} == set()
+    assert (
+        set(seen["headers"]) & {b"user-agent", b"x-forwarded-for", b"cookie"} == set()
+    )
     assert too_big.status_code == 413
 
 
 def test_the_openapi_documents_the_reporter_and_zone_routes() -> None:
     paths = app.openapi()["paths"]
-    for path in ("/v1/reports", "/v1/follow-up", "/v1/challenge",
-                 "/v1/zones/{zone}/reports/{report_id}/photos/{photo_id}"):
+    for path in (
+        "/v1/reports",
+        "/v1/follow-up",
+        "/v1/challenge",
+        "/v1/zones/{zone}/reports/{report_id}/photos/{photo_id}",
+    ):
         assert path in paths
     body = app.openapi()["components"]["schemas"]["PhotoIn"]
     assert "base64" in body["description"]
