@@ -1,7 +1,10 @@
 """Generate the Strimzi KafkaTopic and KafkaUser manifests from the topic catalogue.
 
-`python scripts/gen_k8s_topics.py` rewrites deploy/k8s/base/kafka/topics.yaml and
-users.yaml; `--check` exits 1 when the committed files differ from the catalogue.
+`.venv/bin/python scripts/gen_k8s_topics.py` rewrites deploy/k8s/base/kafka/topics.yaml
+and users.yaml; `--check` exits 1 when the committed files differ from what the
+sources say. The sources are the catalogue in `shared/catalogue.py` and the Faust apps
+of the services (built offline, never started), whose changelog, repartition and
+leader topics are created here with the cluster's replication instead of by Faust.
 Each document is a JSON object, which is valid YAML, so that the contract tests
 read the files back with the standard library alone.
 """
@@ -12,13 +15,23 @@ import argparse
 import json
 import re
 import sys
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from shared.catalogue import SERVICES, Topic, all_topics, consumed_by  # noqa: E402
+from shared.catalogue import (  # noqa: E402
+    CONTACTS_CONFIGS,
+    DAY_MS,
+    SERVICES,
+    Topic,
+    all_topics,
+    consumed_by,
+)
 
 KAFKA_DIR = ROOT / "deploy" / "k8s" / "base" / "kafka"
 TOPICS_FILE = KAFKA_DIR / "topics.yaml"
@@ -35,13 +48,118 @@ HEADER = (
 LABELS = {"strimzi.io/cluster": CLUSTER, "app.kubernetes.io/part-of": "bin"}
 READ_OPS = ["Describe", "Read"]
 WRITE_OPS = ["Describe", "Write"]
-# Faust declares its changelog, repartition and leader topics itself at start-up.
+# Faust declares its changelog, repartition and leader topics at start-up; it skips
+# those that exist, and they do (below), but it may still ask when its metadata lags.
 FAUST_OPS = ["Create", "Describe", "DescribeConfigs", "Read", "Write"]
+CONTACTS_TOPIC = "registry.contacts.v1"
+# Internal topics of an app that reads the contacts carry sealed contact details: they
+# get the contacts topic's compaction bounds, or this retention when they are not
+# compacted, so that erasure reaches them within a known time too.
+CONTACTS_INTERNAL_RETENTION_MS = str(1 * DAY_MS)
+# Plain (non-Faust) consumer groups, as the services name them: messaging's senders
+# (`<sender_group_prefix>-<channel>`, services/messaging/senders.py) and the reports
+# relay's zones reader (`reports-zones-<random>`, services/reports/streams.py).
+PLAIN_GROUP_PREFIXES = {
+    "registry": (),
+    "messaging": ("messaging-sender-",),
+    "reports": ("reports-zones-",),
+    "analytics": (),
+}
 
 
-def faust_app_id(service: str) -> str:
-    """The Faust app id of a service: the prefix of its internal topics and group."""
-    return f"bin-{service}"
+@dataclass(frozen=True)
+class FaustApp:
+    """What the manifests need of one Faust app: its id and its own topics."""
+
+    service: str
+    app_id: str
+    sources: frozenset[str]
+    topics: tuple[Topic, ...]
+
+
+def _build_faust_apps(datadir: Path) -> list[object]:
+    # Imported here: only the Faust part of the generator needs the services' code.
+    from services.analytics.settings import AnalyticsSettings
+    from services.analytics.streams import create_worker_app
+    from services.messaging.settings import MessagingSettings
+    from services.messaging.streams import build_app
+
+    # model_construct: the defaults, whatever the environment of the caller says.
+    return [
+        build_app(MessagingSettings.model_construct(faust_datadir=datadir)),
+        create_worker_app(AnalyticsSettings.model_construct(faust_data_root=datadir)),
+    ]
+
+
+def _faust_topic(
+    service: str, name: str, *, partitions: int, compacted: bool, contacts: bool
+) -> Topic:
+    configs: dict[str, str] = {}
+    if contacts:
+        configs = (
+            dict(CONTACTS_CONFIGS)
+            if compacted
+            else {
+                "segment.ms": CONTACTS_CONFIGS["segment.ms"],
+                "retention.ms": CONTACTS_INTERNAL_RETENTION_MS,
+            }
+        )
+    return Topic(
+        name=name,
+        key="",
+        value="",
+        producer=service,
+        consumers=(service,),
+        partitions=partitions,
+        cleanup_policy="compact" if compacted else "delete",
+        configs=configs,
+        internal=True,
+        description=f"Faust internal topic of {service}.",
+    )
+
+
+@lru_cache(maxsize=1)
+def faust_apps() -> tuple[FaustApp, ...]:
+    """The Faust apps of the services with their changelog, internal and leader topics."""
+    with tempfile.TemporaryDirectory() as datadir:
+        apps = _build_faust_apps(Path(datadir))
+    found = []
+    for app in apps:
+        app_id = app.conf.id  # type: ignore[attr-defined]
+        service = next(s for s in SERVICES if app_id.startswith(f"bin-{s}"))
+        sources: set[str] = set()
+        internal: dict[str, tuple[int, bool]] = {}
+        for agent in app.agents.values():  # type: ignore[attr-defined]
+            channel = agent.channel
+            if channel.internal:
+                for name in channel.topics:
+                    internal[name] = (channel.partitions, False)
+            else:
+                sources.update(channel.topics)
+        for table in app.tables.values():  # type: ignore[attr-defined]
+            changelog = table.changelog_topic
+            internal[changelog.get_topic_name()] = (changelog.partitions, True)
+        internal[f"{app_id}-__assignor-__leader"] = (1, False)
+        contacts = CONTACTS_TOPIC in sources
+        topics = tuple(
+            _faust_topic(
+                service, name, partitions=partitions, compacted=compacted,
+                contacts=contacts,
+            )
+            for name, (partitions, compacted) in sorted(internal.items())
+        )
+        found.append(FaustApp(service, app_id, frozenset(sources), topics))
+    return tuple(found)
+
+
+def faust_app_ids(service: str) -> tuple[str, ...]:
+    """The Faust app ids of a service: each is its consumer group and topic prefix."""
+    return tuple(app.app_id for app in faust_apps() if app.service == service)
+
+
+def faust_internal_topics() -> tuple[Topic, ...]:
+    """Every Faust internal topic of every service."""
+    return tuple(topic for app in faust_apps() for topic in app.topics)
 
 
 def kafka_user_name(service: str) -> str:
@@ -58,12 +176,14 @@ def resource_name(topic_name: str) -> str:
 def topic_manifest(topic: Topic) -> dict[str, object]:
     """The KafkaTopic resource of one catalogue topic."""
     configs = {"min.insync.replicas": MIN_INSYNC_REPLICAS, **topic.all_configs()}
+    # Catalogue names start with their owner; Faust's own topics with the app id.
+    owner = topic.owner if "." in topic.name else topic.producer
     return {
         "apiVersion": API_VERSION,
         "kind": "KafkaTopic",
         "metadata": {
             "name": resource_name(topic.name),
-            "labels": {**LABELS, "bin.be/owner": topic.owner},
+            "labels": {**LABELS, "bin.be/owner": owner},
         },
         "spec": {
             "topicName": topic.name,
@@ -98,11 +218,14 @@ def user_acls(service: str) -> list[dict[str, object]]:
         for topic in sorted(all_topics(), key=lambda t: t.name)
         if service in writers(topic)
     ]
-    app_id = faust_app_id(service)
+    for app_id in faust_app_ids(service):
+        acls += [
+            _acl("topic", f"{app_id}-", "prefix", FAUST_OPS),
+            _acl("group", app_id, "literal", READ_OPS),
+        ]
     acls += [
-        _acl("topic", app_id, "prefix", FAUST_OPS),
-        _acl("group", app_id, "prefix", READ_OPS),
-        _acl("group", service, "prefix", READ_OPS),
+        _acl("group", prefix, "prefix", READ_OPS)
+        for prefix in PLAIN_GROUP_PREFIXES[service]
     ]
     return acls
 
@@ -129,8 +252,8 @@ def _render(documents: list[dict[str, object]]) -> str:
 
 
 def render_topics() -> str:
-    """The text of topics.yaml: one KafkaTopic per topic, dead-letter topics included."""
-    topics = sorted(all_topics(), key=lambda t: t.name)
+    """The text of topics.yaml: one KafkaTopic per topic, dead-letter and Faust ones too."""
+    topics = sorted(all_topics() + faust_internal_topics(), key=lambda t: t.name)
     return _render([topic_manifest(topic) for topic in topics])
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 from shared.catalogue import SERVICES, all_topics, consumed_by, published_by
 
 gen = importlib.import_module("scripts.gen_k8s_topics")
 
 CONTACTS = "registry.contacts.v1"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def users() -> dict[str, dict]:
@@ -56,7 +58,8 @@ def test_each_service_writes_only_its_own_topics() -> None:
                 continue
             resource = acl["resource"]
             if resource["patternType"] == "prefix":
-                assert resource["name"] == gen.faust_app_id(service), acl
+                prefixes = {f"{app_id}-" for app_id in gen.faust_app_ids(service)}
+                assert resource["name"] in prefixes, acl
                 assert not any(covers(acl, name) for name in catalogue), acl
             else:
                 assert resource["name"] in own, (service, acl)
@@ -74,7 +77,42 @@ def test_each_service_can_do_its_job() -> None:
         for topic in consumed_by(service):
             assert allowed(topic.name, "Read"), (service, topic.name)
             assert allowed(topic.dlq, "Write"), (service, topic.dlq)
-        assert allowed(f"{gen.faust_app_id(service)}-table-changelog", "Create")
+        for app in gen.faust_apps():
+            if app.service != service:
+                continue
+            for internal in app.topics:
+                for operation in ("Read", "Write", "Create"):
+                    assert allowed(internal.name, operation), (service, internal.name)
+
+
+def test_faust_and_plain_groups_are_the_ones_the_services_use() -> None:
+    for service in SERVICES:
+        groups = [
+            acl["resource"] for acl in users()[service]["spec"]["authorization"]["acls"]
+            if acl["resource"]["type"] == "group"
+        ]
+        literal = {g["name"] for g in groups if g["patternType"] == "literal"}
+        prefixes = {g["name"] for g in groups if g["patternType"] == "prefix"}
+        assert literal == set(gen.faust_app_ids(service)), service
+        assert prefixes == set(gen.PLAIN_GROUP_PREFIXES[service]), service
+    # The plain group names as the services build them.
+    senders = (ROOT / "services" / "messaging" / "senders.py").read_text("utf-8")
+    assert 'f"{settings.sender_group_prefix}-{channel}"' in senders
+    from services.messaging.settings import MessagingSettings
+
+    prefix = MessagingSettings.model_fields["sender_group_prefix"].default
+    assert gen.PLAIN_GROUP_PREFIXES["messaging"] == (f"{prefix}-",)
+    reports = (ROOT / "services" / "reports" / "streams.py").read_text("utf-8")
+    assert 'f"reports-zones-' in reports
+
+
+def test_only_messaging_internal_topics_carry_contacts() -> None:
+    for app in gen.faust_apps():
+        reads_contacts = CONTACTS in app.sources
+        assert reads_contacts == (app.service == "messaging"), app.app_id
+        for internal in app.topics:
+            bounded = "segment.ms" in internal.configs
+            assert bounded == reads_contacts, internal.name
 
 
 def test_no_user_has_cluster_or_wildcard_rights() -> None:

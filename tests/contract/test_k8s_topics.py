@@ -21,9 +21,23 @@ def test_committed_manifests_are_what_the_catalogue_generates() -> None:
     assert gen.USERS_FILE.read_text(encoding="utf-8") == gen.render_users()
 
 
-def test_every_catalogue_topic_has_exactly_one_kafka_topic() -> None:
+def test_every_catalogue_and_faust_topic_has_exactly_one_kafka_topic() -> None:
     names = [doc["spec"]["topicName"] for doc in committed_topics()]
-    assert sorted(names) == sorted(topic.name for topic in all_topics())
+    expected = [t.name for t in all_topics()] + [t.name for t in gen.faust_internal_topics()]
+    assert sorted(names) == sorted(expected)
+
+
+def test_faust_topics_match_their_apps() -> None:
+    by_name = {doc["spec"]["topicName"]: doc for doc in committed_topics()}
+    for app in gen.faust_apps():
+        assert app.topics, app.app_id
+        for internal in app.topics:
+            spec = by_name[internal.name]["spec"]
+            assert internal.name.startswith(f"{app.app_id}-"), internal.name
+            assert spec["partitions"] == internal.partitions, internal.name
+            assert spec["replicas"] == gen.REPLICAS, internal.name
+            policy = "compact" if internal.name.endswith("-changelog") else "delete"
+            assert spec["config"]["cleanup.policy"] == policy, internal.name
 
 
 def test_partitions_and_configs_match_the_catalogue() -> None:
