@@ -3,6 +3,8 @@
 # offline: Kubernetes kinds and the MongoDB community operator's MongoDBCommunity with
 # kubeconform, Strimzi and prometheus-operator kinds with their compiled CRD schemas.
 # Installs its pinned tools into .cache/k8s on first use; later runs reuse them.
+# `--render-json DIR` renders every overlay to DIR/<overlay>.json (a JSON list of the
+# objects) without validating, for the contract tests.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,6 +21,9 @@ BIN="$CACHE/bin/$KUSTOMIZE_VERSION-$KUBECONFORM_VERSION"
 SCHEMAS="$CACHE/schemas/kubernetes-v$KUBERNETES_VERSION"
 CRD_SCHEMAS="$CACHE/schemas/mongodb-operator-$MONGODB_OPERATOR_VERSION"
 NODE_DIR="$CACHE/node"
+# The generator builds the services' Faust apps, so it needs the project's packages.
+PYTHON="$ROOT/.venv/bin/python"
+[[ -x "$PYTHON" ]] || PYTHON=python3
 
 export GOTOOLCHAIN=local GOFLAGS=-modcacherw
 export GOPATH="$CACHE/go" GOMODCACHE="$CACHE/go/pkg/mod"
@@ -86,12 +91,24 @@ install_mongodb_crd_schemas() {
 
 mkdir -p "$CACHE"
 install_go_tools
-install_kubernetes_schemas
 install_node_tools
+
+if [[ "${1:-}" == "--render-json" ]]; then
+  out="${2:?usage: k8s-validate.sh --render-json DIR}"
+  mkdir -p "$out"
+  cp "$K8S/tools/to-json.mjs" "$NODE_DIR/"
+  for overlay in "$K8S"/overlays/*/; do
+    name="$(basename "$overlay")"
+    "$BIN/kustomize" build "$overlay" | node "$NODE_DIR/to-json.mjs" >"$out/$name.json"
+  done
+  exit 0
+fi
+
+install_kubernetes_schemas
 install_mongodb_crd_schemas
 cp "$K8S/tools/validate-crs.mjs" "$NODE_DIR/"
 
-python3 "$ROOT/scripts/gen_k8s_topics.py" --check
+"$PYTHON" "$ROOT/scripts/gen_k8s_topics.py" --check
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
