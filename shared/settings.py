@@ -22,6 +22,8 @@ class ServiceSettings(BaseSettings):
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: str | None = None
+    # Replication of the topics Faust declares itself (changelogs, repartitions).
+    kafka_topic_replication_factor: int = 1
     mongodb_uri: str = "mongodb://127.0.0.1:27017/"
     mongodb_database: str = ""
     log_level: str = "INFO"

@@ -34,10 +34,10 @@ def create_faust_app(
         broker=[
             f"kafka://{server}" for server in settings.kafka_bootstrap_servers.split(",")
         ],
-        broker_credentials=None,
+        broker_credentials=_broker_credentials(settings),
         store="memory://",
         datadir=str(datadir),
-        topic_replication_factor=1,
+        topic_replication_factor=settings.kafka_topic_replication_factor,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
@@ -70,6 +70,17 @@ def create_faust_app(
         )
 
     return app
+
+
+def _broker_credentials(settings: ServiceSettings) -> faust.SASLCredentials | None:
+    """SASL credentials for the Faust app when the service's settings name a mechanism."""
+    if not settings.kafka_sasl_mechanism:
+        return None
+    return faust.SASLCredentials(
+        username=settings.kafka_sasl_username,
+        password=settings.kafka_sasl_password,
+        mechanism=settings.kafka_sasl_mechanism,
+    )
 
 
 def raw_topic(
