@@ -33,6 +33,7 @@ FIGURE_TOPICS = (
 # had at start-up.
 REGISTRY_TOPICS = (events.BinSnapshot.TOPIC, events.MembershipSnapshot.TOPIC)
 SUBSCRIBER_BACKLOG = 1000
+READ_SLICE = 200
 
 
 @dataclass
@@ -137,11 +138,14 @@ async def follow_kafka_topics(
     ends: dict[TopicPartition, int] | None = None
     try:
         while not stop.is_set():
-            batches = await consumer.getmany(timeout_ms=200, max_records=1000)
+            # Small slices, with a pause between them: reading the registry's
+            # history at start-up must not keep HTTP requests waiting.
+            batches = await consumer.getmany(timeout_ms=200, max_records=READ_SLICE)
             for records in batches.values():
                 for record in records:
                     topic = logical.get(record.topic, record.topic)
                     _take(views, topic, record.key, record.value, record.headers)
+                await asyncio.sleep(0)
             if views.caught_up:
                 continue
             assigned = consumer.assignment()

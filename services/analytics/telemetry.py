@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 SNAPSHOTS = Counter(
@@ -30,9 +32,18 @@ SSE_CLIENTS = Gauge(
 )
 
 
+# Looking a labelled child up costs more than the rest of applying a snapshot:
+# the worker does it once per kind and outcome.
+_SNAPSHOT_CHILDREN: dict[tuple[str, bool], Any] = {}
+
+
 def record_snapshot(*, kind: str, applied: bool) -> None:
     """Counts one registry snapshot and whether it changed anything."""
-    SNAPSHOTS.labels(kind, "applied" if applied else "ignored").inc()
+    child = _SNAPSHOT_CHILDREN.get((kind, applied))
+    if child is None:
+        child = SNAPSHOTS.labels(kind, "applied" if applied else "ignored")
+        _SNAPSHOT_CHILDREN[(kind, applied)] = child
+    child.inc()
 
 
 def record_published(*, zones: int, areas: int, seconds: float) -> None:

@@ -68,7 +68,7 @@ class Stack:
         env = {"HTTP_PORT": str(self.api_port), **self.topics_env()}
         log = ROOT / ".run" / "logs" / "tests" / f"{unique('analytics-api')}.log"
         self.api = ServiceProcess(module=MODULE, role="api", env=env, log=log).start()
-        wait_http(f"{self.api_url}/readyz", timeout_s=60)
+        wait_http(f"{self.api_url}/readyz", timeout_s=120)
 
 
 @pytest.fixture(scope="module")
@@ -96,13 +96,15 @@ def stack(platform: ServiceSettings) -> Iterator[Stack]:
             ],
         )
     )
-    running.start_worker()
-    running.start_api()
-    asyncio.run(wait_until_caught_up(platform, running))
-    yield running
-    for process in (running.api, running.worker):
-        if process is not None:
-            process.stop()
+    try:
+        running.start_worker()
+        running.start_api()
+        asyncio.run(wait_until_caught_up(platform, running))
+        yield running
+    finally:
+        for process in (running.api, running.worker):
+            if process is not None:
+                process.stop()
 
 
 async def wait_until_caught_up(settings: ServiceSettings, stack: Stack) -> None:
@@ -620,34 +622,74 @@ async def test_the_dashboard_shows_a_registry_change_live(
     playwright_api = pytest.importorskip("playwright.async_api")
     if not Path(CHROMIUM).exists():
         pytest.fail("Chromium is missing: apt-get install -y chromium")
-    province, zone, bin_id = unique("p"), unique("pz"), unique("bin")
+    province, zone, other = unique("p"), unique("pz"), unique("pz")
+    bin_id, other_bin = unique("bin"), unique("bin")
+    units = [f"{zone}-u0", f"{zone}-u1"]
     await send(
         producer,
-        b.zone(zone, province_nis=province, province_name="Testland"),
-        b.bin_(bin_id, zone=zone, territory=[f"{zone}-u0"]),
+        b.zone(zone, units=units, province_nis=province, province_name="Testland"),
+        b.zone(
+            other,
+            units=[f"{other}-u0"],
+            province_nis=province,
+            province_name="Testland",
+        ),
+        b.bin_(bin_id, zone=zone, territory=units[:1]),
+        b.bin_(other_bin, zone=other, territory=[f"{other}-u0"]),
         b.member(unique("m"), bin_id=bin_id, zone=zone),
     )
     await wait_for(f"{stack.api_url}/v1/coverage/zones/{zone}", has(active_members=1))
+    await wait_for(f"{stack.api_url}/v1/coverage/zones/{other}", has(active_bins=1))
+    row = f'tr[data-zone="{zone}"]'
+    outside: list[str] = []
     async with playwright_api.async_playwright() as driver:
         browser = await driver.chromium.launch(
             executable_path=CHROMIUM, args=CHROMIUM_ARGS
         )
         try:
             page = await browser.new_page()
-            await page.goto(f"{stack.api_url}/?province={province}")
-            members = page.locator(
-                f'tr[data-zone="{zone}"] td[data-field="active_members"]'
+            page.on(
+                "request",
+                lambda r: (
+                    None if r.url.startswith(stack.api_url) else outside.append(r.url)
+                ),
             )
+            await page.goto(f"{stack.api_url}/?province={province}")
+            members = page.locator(f'{row} td[data-field="active_members"]')
             await members.wait_for(timeout=10000)
             assert await members.text_content() == "1"
+            # Sorted by share covered: the fully covered zone first, and marked.
+            assert await bar_order(page) == [other, zone]
+            assert (
+                "fully covered"
+                in await page.locator(f'tr[data-zone="{other}"]').text_content()
+            )
+            assert "fully covered" not in await page.locator(row).text_content()
             await page.locator("#status", has_text="live").wait_for(timeout=10000)
+
             await send(producer, b.member(unique("m"), bin_id=bin_id, zone=zone))
             await page.wait_for_function(
                 "sel => document.querySelector(sel)?.textContent === '2'",
-                arg=f'tr[data-zone="{zone}"] td[data-field="active_members"]',
+                arg=f'{row} td[data-field="active_members"]',
                 timeout=15000,
             )
+            # A territory change covers the zone's last unit: the page follows.
+            await send(producer, b.bin_(bin_id, zone=zone, territory=units, version=2))
+            await page.wait_for_function(
+                "sel => document.querySelector(sel)?.textContent === '100.0 %'",
+                arg=f'{row} td[data-field="coverage_ratio"]',
+                timeout=15000,
+            )
+            await page.locator(row, has_text="fully covered").wait_for(timeout=5000)
             summary = await page.locator("#summary").text_content()
-            assert "Testland" in summary
+            assert "Testland" in summary and "2 zones fully covered" in summary
         finally:
             await browser.close()
+    assert outside == [], "the dashboard loads nothing from other hosts"
+
+
+async def bar_order(page: Any) -> list[str]:
+    """The zone codes of the bar chart, top to bottom."""
+    return await page.eval_on_selector_all(
+        "#bars .bar", "bars => bars.map(bar => bar.dataset.zone)"
+    )
