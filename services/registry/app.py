@@ -12,8 +12,8 @@ from fastapi import Depends, FastAPI, Query, Request, Response, UploadFile
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from services.registry import domain
-from services.registry.reference import SECTORS_FILE, ZONES_FILE
+from services.registry import domain, store
+from services.registry.reference import SECTORS_FILE, ZONES_FILE, ReferenceDataError
 from services.registry.service import Registry, not_found
 from services.registry.settings import get_settings
 from shared.auth import Principal, principal_from, require_role
@@ -31,6 +31,7 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     """Opens the database client for the app's lifetime."""
     global registry
     await runtime.start()
+    await store.ensure_collections(runtime.db)
     registry = Registry(db=runtime.db, settings=settings)
     yield
     await runtime.stop()
@@ -51,6 +52,21 @@ async def _rule_broken(_: Request, error: domain.RuleError) -> JSONResponse:
         422, "Invalid request", str(error),
         errors=[{"field": error.field, "reason": error.reason}],
     )
+
+
+@app.exception_handler(ReferenceDataError)
+async def _bad_reference(_: Request, error: ReferenceDataError) -> JSONResponse:
+    return problem_response(
+        422, "Invalid reference data", str(error),
+        errors=[{"field": error.column or "file", "reason": error.problem}],
+    )
+
+
+def too_large() -> Problem:
+    """The 413 for a CSV file above the limit."""
+    limit = f"at most {domain.CSV_MAX_BYTES // 1024} KiB"
+    return Problem(413, "Too large", f"Send {limit}.",
+                   errors=[{"field": "file", "reason": f"is larger than {limit}"}])
 
 
 def the_registry() -> Registry:
@@ -197,12 +213,12 @@ async def import_members(
         raise Problem(415, "Unsupported media type", "Send the file as text/csv.")
     declared = int(request.headers.get("content-length") or 0)
     if declared > domain.CSV_MAX_BYTES:
-        raise Problem(413, "Too large", f"At most {domain.CSV_MAX_BYTES // 1024} KiB.")
+        raise too_large()
     data = b""
     async for chunk in request.stream():
         data += chunk
         if len(data) > domain.CSV_MAX_BYTES:
-            raise Problem(413, "Too large", f"At most {domain.CSV_MAX_BYTES // 1024} KiB.")
+            raise too_large()
     return await reg.import_members(principal=who, bin_id=bin_id, data=data)
 
 

@@ -13,8 +13,14 @@ from typing import Any, Literal
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic import model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from shared.events import (
     BinKind,
@@ -42,6 +48,7 @@ CSV_COLUMNS = (
     "municipality",
     "phone",
     "email",
+    "app_token",
     "language",
     "channels",
     "role",
@@ -148,14 +155,20 @@ class MemberIn(Strict):
     role: Role = "member"
     consent: ConsentIn
 
-    @model_validator(mode="after")
-    def _channels_have_addresses(self) -> MemberIn:
-        if len(set(self.channels)) != len(self.channels):
-            raise ValueError("channels: each channel at most once")
-        missing = [c for c in self.channels if c not in self.contacts.by_channel()]
-        if missing:
-            raise ValueError(f"channels: no address for {', '.join(missing)}")
-        return self
+    @field_validator("channels")
+    @classmethod
+    def _channels_have_addresses(
+        cls, value: list[str], info: ValidationInfo
+    ) -> list[str]:
+        # A field validator (not a model one) so that the error names `channels`.
+        if len(set(value)) != len(value):
+            raise ValueError("each channel at most once")
+        contacts = info.data.get("contacts")
+        if contacts is not None:
+            missing = [c for c in value if c not in contacts.by_channel()]
+            if missing:
+                raise ValueError(f"no address for {', '.join(missing)}")
+        return value
 
 
 class MemberPatch(Strict):
@@ -190,6 +203,14 @@ class BinPatch(Strict):
     status: BinStatus | None = None
     coordinators: list[str] | None = Field(default=None, max_length=20)
     founded_on: date | None = None
+
+    @field_validator("name", "kind", "territory", "status", "coordinators", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # Leaving a field out keeps it; sending null would blank a required one.
+        if value is None:
+            raise ValueError("cannot be null; leave the field out to keep it")
+        return value
 
 
 def check_territory(*, territory: list[str], zone_units: set[str]) -> list[str]:
@@ -284,11 +305,7 @@ def parse_member_csv(
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise RuleError("file", "is not UTF-8 text") from None
-    try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
+    reader = csv.DictReader(io.StringIO(text), delimiter=_delimiter(text))
     columns = [c.strip() for c in reader.fieldnames or []]
     missing = [c for c in ("given_name", "family_name", "language", "channels")
                if c not in columns]
@@ -308,6 +325,10 @@ def parse_member_csv(
     if not rows:
         raise RuleError("file", "has no rows")
     for number, row in enumerate(rows, start=2):
+        if None in row:
+            errors.append(RowError(row=number, field="row",
+                                   reason="has more fields than the header"))
+            continue
         row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
         try:
             members.append(_member_from_row(row, notice_version_default))
@@ -317,6 +338,16 @@ def parse_member_csv(
                 for item in error.errors()
             )
     return members, errors
+
+
+def _delimiter(text: str) -> str:
+    """The header's separator: Excel writes `;` in Belgian locales, `,` elsewhere.
+
+    csv.Sniffer guesses wrong when a quoted field holds the separator (a channel
+    list such as "sms;email"); the header line has no quotes to mislead it.
+    """
+    header = text.split("\n", 1)[0]
+    return max(",;\t", key=header.count)
 
 
 def _member_from_row(row: dict[str, str], notice_default: str) -> MemberIn:
@@ -333,6 +364,7 @@ def _member_from_row(row: dict[str, str], notice_default: str) -> MemberIn:
             "contacts": {
                 "phone": row.get("phone") or None,
                 "email": row.get("email") or None,
+                "app_token": row.get("app_token") or None,
             },
             "language": row.get("language", ""),
             "channels": [

@@ -217,6 +217,8 @@ class Registry:
         if found is None:
             raise not_found("BIN")
         await self._require_bin_staff(principal, found)
+        if found["status"] == "dissolved":
+            raise domain.RuleError("bin_id", "is a dissolved BIN; nobody can join it")
         members, errors = domain.parse_member_csv(
             data, notice_version_default=self.settings.privacy_notice_version
         )
@@ -373,12 +375,13 @@ class Registry:
         if missing:
             raise domain.RuleError("channels", f"no address for {', '.join(missing)}")
         changes["channels"] = channels
-        contacts_changed = patch.contacts is not None
+        # Contacts reach messaging only while the member consents to messages.
+        contacts_changed = patch.contacts is not None and found["status"] == "active"
         changes["personal"] = seal_json(
             self.keyring, {"person": person, "contacts": contacts_in.model_dump()},
             owner=member_id,
         ).model_dump()
-        if contacts_changed:
+        if patch.contacts is not None:
             changes["contacts"] = seal_json(
                 self.keyring, contacts_in.by_channel(), owner=member_id
             ).model_dump()

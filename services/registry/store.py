@@ -13,16 +13,20 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, CollectionInvalid, DuplicateKeyError
 
 from services.registry.domain import MEMBER_BUCKETS, member_bucket, utcnow
-from shared.outbox import mark_dirty, outbox_update, with_outbox
+from shared.outbox import HINTS, mark_dirty, outbox_update, with_outbox
 
 ZONES = "zones"
 POSTCODES = "postcodes"
 BINS = "bins"
 AUDIT = "audit"
 DUPLICATE_KEY = 11000
+# Reads ask for everything in their first reply (FerretDB caps it at 16 MiB): a
+# cursor left open between replies deadlocks FerretDB 1.24 against a concurrent
+# write (see ensure_collections).
+ONE_REPLY = 100_000
 
 
 class Conflict(Exception):
@@ -44,6 +48,24 @@ async def outbox_collections(db: AsyncDatabase) -> list[str]:
     existing = set(await db.list_collection_names())
     wanted = [ZONES, BINS, *member_bucket_names()]
     return [name for name in wanted if name in existing]
+
+
+async def ensure_collections(db: AsyncDatabase) -> None:
+    """Create every collection at start-up, so that none is created while serving.
+
+    FerretDB 1.24's SQLite backend deadlocks, for every client of the server, when
+    a collection is created (an insert into a new bucket does it) while a cursor on
+    the same database spans several replies (the relay's sweep of a full bucket):
+    the creator holds the global metadata lock and waits for the database's
+    connection, which the cursor keeps while its next batch waits for that lock.
+    """
+    existing = set(await db.list_collection_names())
+    for name in (ZONES, POSTCODES, BINS, AUDIT, HINTS, *member_bucket_names()):
+        if name not in existing:
+            try:
+                await db.create_collection(name)
+            except CollectionInvalid:
+                pass  # another process created it meanwhile
 
 
 async def save_zone(
@@ -93,7 +115,9 @@ async def find_zone(db: AsyncDatabase, *, zone: str) -> dict[str, Any] | None:
 async def list_zones(db: AsyncDatabase, *, province: str | None) -> list[dict[str, Any]]:
     """Zones, optionally of one province, without their unit lists."""
     query = {"province_nis": province} if province else {}
-    zones = await db[ZONES].find(query, {"outbox": 0}).to_list(None)
+    zones = await db[ZONES].find(
+        query, {"outbox": 0}, batch_size=ONE_REPLY
+    ).to_list(None)
     return sorted(zones, key=lambda z: (len(z["_id"]), z["_id"]))
 
 
@@ -114,7 +138,9 @@ async def find_bin(db: AsyncDatabase, *, bin_id: str) -> dict[str, Any] | None:
 async def list_bins(db: AsyncDatabase, *, zone: str | None) -> list[dict[str, Any]]:
     """The BINs of a zone, or all."""
     query: dict[str, Any] = {"zone": zone} if zone else {}
-    found = await db[BINS].find(query, {"outbox": 0}).to_list(None)
+    found = await db[BINS].find(
+        query, {"outbox": 0}, batch_size=ONE_REPLY
+    ).to_list(None)
     return [b for b in found if not b.get("removed")]
 
 
@@ -203,7 +229,9 @@ async def list_members_of_bin(db: AsyncDatabase, *, bin_id: str) -> list[dict[st
     projection = {"outbox": 0, "personal": 0, "contacts": 0, "email_index": 0}
     for name in member_bucket_names():
         if name in existing:
-            found += await db[name].find({"bin_id": bin_id}, projection).to_list(None)
+            found += await db[name].find(
+                {"bin_id": bin_id}, projection, batch_size=ONE_REPLY
+            ).to_list(None)
     return found
 
 
@@ -232,7 +260,8 @@ async def append_audit(
 
 async def list_audit(db: AsyncDatabase, *, target_id: str | None) -> list[dict[str, Any]]:
     """Audit entries, optionally those about one target, newest first."""
-    entries = await db[AUDIT].find({}, {"_id": 0}).to_list(None)
-    if target_id:
-        entries = [e for e in entries if target_id in e["target_ids"]]
+    query = {"target_ids": target_id} if target_id else {}
+    entries = await db[AUDIT].find(
+        query, {"_id": 0}, batch_size=ONE_REPLY
+    ).to_list(None)
     return sorted(entries, key=lambda e: e["at"], reverse=True)
