@@ -68,24 +68,6 @@ async def ensure_collections(db: AsyncDatabase) -> None:
                 pass  # another process created it meanwhile
 
 
-async def ensure_collections(db: AsyncDatabase) -> None:
-    """Create every collection at start-up, so that none is created while serving.
-
-    FerretDB 1.24's SQLite backend deadlocks, for every client of the server, when
-    a collection is created (an insert into a new bucket does it) while a cursor on
-    the same database spans several replies (the relay's sweep of a full bucket):
-    the creator holds the global metadata lock and waits for the database's
-    connection, which the cursor keeps while its next batch waits for that lock.
-    """
-    existing = set(await db.list_collection_names())
-    for name in (ZONES, POSTCODES, BINS, AUDIT, HINTS, *member_bucket_names()):
-        if name not in existing:
-            try:
-                await db.create_collection(name)
-            except CollectionInvalid:
-                pass  # another process created it meanwhile
-
-
 async def save_zone(
     db: AsyncDatabase, *, zone: dict[str, Any], entries_for: Any
 ) -> str:
