@@ -106,42 +106,36 @@ REPORT_ARRONDISSEMENTS = ("11000", "13000")
 # Where the reports come from: border municipalities, the rest of the two
 # arrondissements, and the rest of the province.
 REPORT_AREA_SHARES = {"border": 0.45, "arrondissements": 0.40, "elsewhere": 0.15}
+# The signals are the tip line's checklist (services/reports: `Signal`).
 REPORT_SIGNALS = {
     "plantation": (
         "smell",
         "ventilation_noise",
         "covered_windows",
-        "high_power_use",
+        "condensation",
+        "power_use",
         "heat",
         "odd_hours_traffic",
     ),
     "laboratory": (
-        "chemical_smell",
-        "jerrycans",
+        "smell",
+        "chemical_containers",
         "covered_windows",
         "odd_hours_traffic",
         "ventilation_noise",
     ),
-    "waste_dumping": (
-        "dumped_barrels",
-        "chemical_smell",
-        "dead_vegetation",
-        "jerrycans",
-    ),
-    "other": ("odd_hours_traffic", "suspicious_vehicle", "covered_windows"),
+    "waste_dumping": ("chemical_containers", "smell", "odd_hours_traffic"),
+    "other": ("odd_hours_traffic", "covered_windows", "smell"),
 }
 _SIGNAL_TEXT = {
-    "smell": "er hangt vaak een sterke, zoete geur",
+    "smell": "er hangt vaak een sterke, vreemde geur",
     "ventilation_noise": "je hoort dag en nacht het gezoem van ventilatoren",
     "covered_windows": "de ramen zijn afgeplakt of altijd dicht",
-    "high_power_use": "er lopen kabels naar buiten en het licht brandt altijd",
+    "condensation": "de ramen zijn altijd beslagen",
+    "power_use": "er lopen kabels naar buiten en het licht brandt altijd",
     "heat": "het dak is opvallend warm, sneeuw blijft er niet liggen",
     "odd_hours_traffic": "er komen 's nachts vaak auto's en bestelwagens",
-    "chemical_smell": "er hangt een scherpe chemische geur, zoals aceton",
-    "jerrycans": "er staan veel jerrycans en blauwe vaten",
-    "dumped_barrels": "er zijn vaten met een onbekende vloeistof gedumpt",
-    "dead_vegetation": "het gras en de planten rond de plek zijn afgestorven",
-    "suspicious_vehicle": "een bestelwagen zonder opschrift staat er vaak lang",
+    "chemical_containers": "er staan veel jerrycans en vaten met chemicaliën",
 }
 _REPORT_PLACES = (
     "een loods aan de rand van het dorp",

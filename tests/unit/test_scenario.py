@@ -213,6 +213,14 @@ def test_reports_come_mostly_from_antwerp_turnhout_and_the_border(reports, zones
         assert len(report.text) > 40
 
 
+def test_report_signals_are_the_tip_lines_checklist():
+    from services.reports.domain import Signal
+
+    listed = {signal for signals in antwerp.REPORT_SIGNALS.values() for signal in signals}
+    assert listed <= {signal.value for signal in Signal}
+    assert listed <= set(antwerp._SIGNAL_TEXT)
+
+
 def test_reports_are_reproducible(reports):
     assert antwerp.generate_reports(reference_dir=DATA, seed=7) == reports
     assert antwerp.generate_reports(reference_dir=DATA, seed=8) != reports
