@@ -2,15 +2,20 @@
 # Builds (once) and starts FerretDB v1 with its SQLite backend on 127.0.0.1:27017.
 # Does nothing when MONGODB_URI points elsewhere or a server already answers.
 # Usage: scripts/ferretdb.sh start|stop|build
+# FERRETDB_PORT and FERRETDB_DATA_DIR run a second, private server, e.g. for the
+# end-to-end test, which must not share a server with others.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 VERSION=v1.24.2
 BIN="$CACHE/bin/ferretdb-$VERSION"
-DATA="$RUN/ferretdb"
-PIDFILE="$RUN/ferretdb.pid"
-LOG="$LOGS/ferretdb.log"
-URI=${MONGODB_URI:-mongodb://127.0.0.1:27017/}
+PORT=${FERRETDB_PORT:-27017}
+if [ -n "${FERRETDB_DATA_DIR:-}" ]; then
+  DATA=$FERRETDB_DATA_DIR; PIDFILE="$DATA/ferretdb.pid"; LOG="$DATA/ferretdb.log"
+else
+  DATA="$RUN/ferretdb"; PIDFILE="$RUN/ferretdb.pid"; LOG="$LOGS/ferretdb.log"
+fi
+URI=${MONGODB_URI:-mongodb://127.0.0.1:$PORT/}
 
 build() {
   [ -x "$BIN" ] && return 0
@@ -35,18 +40,20 @@ build() {
 
 start() {
   case "$URI" in
-    mongodb://127.0.0.1:27017*|mongodb://localhost:27017*) ;;
+    "mongodb://127.0.0.1:$PORT"*|"mongodb://localhost:$PORT"*) ;;
     *) say "database: using MONGODB_URI, starting none"; return 0 ;;
   esac
-  if port_open 127.0.0.1 27017; then say "FerretDB: already running on 127.0.0.1:27017"; return 0; fi
+  if port_open 127.0.0.1 "$PORT"; then
+    say "FerretDB: already running on 127.0.0.1:$PORT"; return 0
+  fi
   build
   mkdir -p "$DATA"
-  say "FerretDB: starting on 127.0.0.1:27017 (log: .run/logs/ferretdb.log)"
+  say "FerretDB: starting on 127.0.0.1:$PORT (log: $LOG)"
   nohup "$BIN" --handler=sqlite --sqlite-url="file:$DATA/" --state-dir="$DATA" \
-    --listen-addr=127.0.0.1:27017 --telemetry=disable --log-level=warn \
+    --listen-addr="127.0.0.1:$PORT" --telemetry=disable --log-level=warn \
     --debug-addr=- >>"$LOG" 2>&1 &
   echo $! >"$PIDFILE"
-  wait_port FerretDB 127.0.0.1 27017 60 "$LOG"
+  wait_port FerretDB 127.0.0.1 "$PORT" 60 "$LOG"
 }
 
 stop() {

@@ -2,14 +2,20 @@
 # Fetches (once), formats (once) and starts a single-node Apache Kafka in KRaft mode
 # on 127.0.0.1:9092. Does nothing when KAFKA_BOOTSTRAP_SERVERS points elsewhere or a
 # broker already answers. Usage: scripts/kafka.sh start|stop|fetch
+# KAFKA_PORT and KAFKA_DATA_DIR run a second, private broker (the controller on the
+# next port), e.g. for the end-to-end test, which must not share topics with others.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 KAFKA_HOME="$CACHE/kafka"
-DATA="$RUN/kafka"
-PIDFILE="$RUN/kafka.pid"
-LOG="$LOGS/kafka.log"
-BOOTSTRAP=${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:9092}
+PORT=${KAFKA_PORT:-9092}
+CONTROLLER_PORT=$((PORT + 1))
+if [ -n "${KAFKA_DATA_DIR:-}" ]; then
+  DATA=$KAFKA_DATA_DIR; PIDFILE="$DATA/kafka.pid"; LOG="$DATA/kafka.log"
+else
+  DATA="$RUN/kafka"; PIDFILE="$RUN/kafka.pid"; LOG="$LOGS/kafka.log"
+fi
+BOOTSTRAP=${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:$PORT}
 CLUSTER_ID=bin-local-cluster-0001
 
 fetch() {
@@ -30,9 +36,9 @@ configure() {
   cat >"$DATA/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
-controller.quorum.voters=1@127.0.0.1:9093
-listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093
-advertised.listeners=PLAINTEXT://127.0.0.1:9092
+controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
@@ -52,10 +58,10 @@ PROPS
 }
 
 start() {
-  if [ "$BOOTSTRAP" != "127.0.0.1:9092" ] && [ "$BOOTSTRAP" != "localhost:9092" ]; then
+  if [ "$BOOTSTRAP" != "127.0.0.1:$PORT" ] && [ "$BOOTSTRAP" != "localhost:$PORT" ]; then
     say "Kafka: using $BOOTSTRAP (KAFKA_BOOTSTRAP_SERVERS), starting none"; return 0
   fi
-  if port_open 127.0.0.1 9092; then say "Kafka: already running on 127.0.0.1:9092"; return 0; fi
+  if port_open 127.0.0.1 "$PORT"; then say "Kafka: already running on 127.0.0.1:$PORT"; return 0; fi
   fetch
   need java "install a Java 17 runtime (Debian: apt-get install openjdk-17-jre-headless)"
   configure
@@ -64,12 +70,12 @@ start() {
     java -cp "$cp" kafka.tools.StorageTool format -t "$CLUSTER_ID" \
       -c "$DATA/server.properties" >>"$LOG" 2>&1 || die "formatting Kafka storage failed; see $LOG"
   fi
-  say "Kafka: starting on 127.0.0.1:9092 (log: .run/logs/kafka.log)"
+  say "Kafka: starting on 127.0.0.1:$PORT (log: $LOG)"
   nohup java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true \
     -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
     -cp "$cp" kafka.Kafka "$DATA/server.properties" >>"$LOG" 2>&1 &
   echo $! >"$PIDFILE"
-  wait_port Kafka 127.0.0.1 9092 90 "$LOG"
+  wait_port Kafka 127.0.0.1 "$PORT" 90 "$LOG"
 }
 
 stop() {
