@@ -1,9 +1,12 @@
 """Benchmark of the coverage worker: membership events in, coverage records out.
 
-Starts its own worker (a unique Faust app id), registers a test province with
-zones and BINs, then feeds member joins at steady rates and measures, for every
-join, the time from producing it to the first `analytics.coverage.v1` record of
-its zone that counts it. Writes the figures to bench-results/coverage.json.
+Starts its own worker (a unique Faust app id, coverage topics of its own made
+like `analytics.coverage.v1`, and by default the registry's history skipped),
+registers a test province with zones and BINs, then feeds member joins at steady
+rates and measures, for every join, the time from producing it to the first
+coverage record of its zone that counts it. Each step also gives the worker's CPU
+time per event, which does not depend on what else the machine runs. Writes the
+figures to bench-results/coverage.json.
 
 Usage: .venv/bin/python scripts/bench_coverage.py [--rates 1000,2000] [--seconds 10]
 """
@@ -24,8 +27,9 @@ from collections import deque
 from pathlib import Path
 
 import httpx
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import OffsetAndMetadata
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -139,7 +143,50 @@ async def follow(
         await consumer.stop()
 
 
-async def run(rates: list[int], seconds: float) -> dict[str, object]:
+async def skip_registry_history(settings: ServiceSettings, *, group: str) -> None:
+    """Commits the registry topics' end offsets for the worker's consumer group.
+
+    The worker then starts where the registry is now instead of reading its whole
+    history (which other runs on a shared broker keep growing): the benchmark's
+    zones, BINs and members all come after it, so their figures are complete.
+    """
+    names = [
+        events.ZoneSnapshot.TOPIC,
+        events.BinSnapshot.TOPIC,
+        events.MembershipSnapshot.TOPIC,
+    ]
+    consumer = AIOKafkaConsumer(
+        *names,
+        **settings.kafka_client_options(),
+        group_id=None,
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(name, number)
+            for name in names
+            for number in consumer.partitions_for_topic(name) or ()
+        ]
+        ends = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+    committer = AIOKafkaConsumer(
+        **settings.kafka_client_options(), group_id=group, enable_auto_commit=False
+    )
+    await committer.start()
+    try:
+        committer.assign(partitions)
+        await committer.commit(
+            {tp: OffsetAndMetadata(end, "") for tp, end in ends.items()}
+        )
+    finally:
+        await committer.stop()
+
+
+async def run(
+    rates: list[int], seconds: float, *, history: bool = False
+) -> dict[str, object]:
     """Runs the benchmark steps and returns the figures."""
     settings = ServiceSettings()
     load_at_start = [round(value, 2) for value in os.getloadavg()]
@@ -156,6 +203,8 @@ async def run(rates: list[int], seconds: float) -> dict[str, object]:
     }
     await ensure_topics(settings, topics=own_topics(topics))
     log = ROOT / ".run" / "logs" / f"bench-{app_id}.log"
+    if not history:
+        await skip_registry_history(settings, group=app_id)
     worker = start_worker(app_id, port, log, topics)
     producer = new_producer(settings, linger_ms=2)
     await producer.start()
@@ -178,9 +227,9 @@ async def run(rates: list[int], seconds: float) -> dict[str, object]:
                     build.bin_(bin_id, zone=zone, territory=[f"{zone}-u0"]),
                     bin_id,
                 )
-        # A new app id reads the registry topics from their start: two sentinel
-        # members per zone land on every membership partition (almost surely), and
-        # once all are counted the worker has caught up with the backlog.
+        # Two sentinel members per zone land on every membership partition (almost
+        # surely): once all are counted the worker has caught up with whatever
+        # history it was given to read.
         setup_started = time.perf_counter()
         for zone in zones:
             for sentinel in range(2):
@@ -202,6 +251,7 @@ async def run(rates: list[int], seconds: float) -> dict[str, object]:
         steps = []
         for rate in rates:
             tracker.latencies = []
+            cpu_before, load_before = cpu_seconds(worker.pid), os.getloadavg()[0]
             started = time.perf_counter()
             tick = 0.01
             per_tick = rate * tick
@@ -225,7 +275,16 @@ async def run(rates: list[int], seconds: float) -> dict[str, object]:
             deadline = time.perf_counter() + DRAIN_S
             while tracker.outstanding() and time.perf_counter() < deadline:
                 await asyncio.sleep(0.05)
-            steps.append(summarise(rate, sent, seconds, tracker))
+            step = summarise(rate, sent, seconds, tracker)
+            # CPU time per event does not depend on what else the machine runs,
+            # unlike the latencies: it says what one core could keep up with.
+            cpu_ms = (cpu_seconds(worker.pid) - cpu_before) * 1000 / max(sent, 1)
+            step["worker_cpu_ms_per_event"] = round(cpu_ms, 3)
+            step["load_average_1m"] = [
+                round(load_before, 2),
+                round(os.getloadavg()[0], 2),
+            ]
+            steps.append(step)
             print(json.dumps(steps[-1]))
             if not steps[-1]["kept_up"]:
                 break
@@ -250,6 +309,7 @@ async def run(rates: list[int], seconds: float) -> dict[str, object]:
         "bins": ZONES * BINS_PER_ZONE,
         "seconds_per_step": seconds,
         "goal": {"rate_per_s": 1000, "p99_ms_below": GOAL_P99_MS},
+        "registry_history_read": history,
         "catch_up_s": catch_up_s,
         "steps": steps,
         "highest_rate_kept_up_per_s": max(kept) if kept else 0,
@@ -321,6 +381,12 @@ async def send(producer, event: events.Event, key: str, *, wait: bool = True) ->
         await future
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def summarise(
     rate: int, sent: int, seconds: float, tracker: Tracker
 ) -> dict[str, object]:
@@ -352,9 +418,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", default="1000,2000,3000,4000,6000")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--history",
+        action="store_true",
+        help="let the worker read the registry's whole history first",
+    )
     args = parser.parse_args()
     rates = [int(rate) for rate in args.rates.split(",")]
-    result = asyncio.run(run(rates, args.seconds))
+    result = asyncio.run(run(rates, args.seconds, history=args.history))
     out = ROOT / "bench-results" / "coverage.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -47,6 +47,10 @@ def zones_handler(db: AsyncDatabase):  # noqa: ANN201 - returns the handler clos
     return handle
 
 
+# LIMITATION: the relay still publishes within about a second of a submission, so
+# whoever follows reports.submitted.v1 live learns its time more precisely than
+# the stored hour, because the shared outbox relay has no way to hold entries back
+# until their hour is over.
 class CoarseTimeProducer:
     """Sends through a producer with the record time and `ce_time` cut to the hour.
 
