@@ -239,9 +239,28 @@ async def create_bins(
         body = {"zone": spec.zone, "name": spec.name, "kind": spec.kind,
                 "territory": list(spec.territory), "status": "active",
                 "founded_on": spec.founded_on.isoformat()}
-        made = await platform.call("POST", url, ok=(201,), json=body,
-                                   headers=platform.operator)
-        ids[spec.key] = made.json()["bin_id"]
+        # A POST is not repeated blindly: an error may come after the BIN was
+        # stored, so the registry is asked first whether it holds it.
+        for _ in range(3):
+            try:
+                made = await platform.client.post(url, json=body,
+                                                  headers=platform.operator)
+            except httpx.TransportError:
+                made = httpx.Response(599)
+            if made.status_code == 201:
+                ids[spec.key] = made.json()["bin_id"]
+                break
+            held = await platform.call("GET", url, params={"zone": spec.zone},
+                                       headers=platform.operator)
+            found = [b["bin_id"] for b in held.json() if b["name"] == spec.name]
+            if found:
+                ids[spec.key] = found[0]
+                break
+            if made.status_code < 500:
+                raise LoadError(f"POST {url} answered {made.status_code}: "
+                                f"{made.text[:500]}")
+        else:
+            raise LoadError(f"POST {url} kept failing for BIN {spec.name}")
         progress.add(1)
 
     await gather_limited(platform.settings.bin_concurrency, missing, create)
