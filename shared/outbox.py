@@ -16,14 +16,18 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from shared.envelope import attribute_headers, utcnow
 from shared.events import Event
 
 log = logging.getLogger("bin.outbox")
+# FerretDB 1.24 (SQLite) holds one connection per statement of an update command
+# until the command ends, and a database has 100: a command of more statements waits
+# for itself forever and wedges the database for every client.
+CLEAR_CHUNK = 50
 
 
 def entry(*, topic: str, key: str, event: Event) -> dict[str, Any]:
@@ -72,9 +76,12 @@ async def relay_once(
     batch: int = 500,
 ) -> int:
     """Publish the pending entries of up to `batch` documents; returns entries sent."""
+    # One reply and a closed cursor: FerretDB 1.24 (SQLite) deadlocks when a write
+    # takes its metadata lock while a cursor waits between replies.
     documents = await collection.find(
-        {"outbox_pending": True}, {"outbox": 1, "outbox_seq": 1}
-    ).to_list(batch)
+        {"outbox_pending": True}, {"outbox": 1, "outbox_seq": 1},
+        limit=batch, batch_size=batch,
+    ).to_list(None)
     if not documents:
         return 0
     sends = []
@@ -91,24 +98,36 @@ async def relay_once(
                 )
             )
     await asyncio.gather(*sends)
-    result = await collection.bulk_write(
-        [
-            UpdateOne(
-                {"_id": document["_id"], "outbox_seq": document.get("outbox_seq")},
+    # One update_many per outbox_seq value (nearly always one): a single statement
+    # (see CLEAR_CHUNK) and a single scan, as FerretDB's SQLite backend scans the
+    # whole collection for every update statement, even one by _id.
+    by_seq: dict[Any, list[Any]] = {}
+    for document in documents:
+        by_seq.setdefault(document.get("outbox_seq"), []).append(document["_id"])
+    matched = 0
+    for seq, ids in by_seq.items():
+        for start in range(0, len(ids), CLEAR_CHUNK * 10):
+            chunk = ids[start : start + CLEAR_CHUNK * 10]
+            result = await collection.update_many(
+                {"_id": {"$in": chunk}, "outbox_seq": seq},
                 {"$set": {"outbox": [], "outbox_pending": False}},
             )
-            for document in documents
-        ],
-        ordered=False,
-    )
-    if result.matched_count < len(documents):
+            matched += result.matched_count
+    if matched < len(documents):
         # A writer added entries meanwhile: remove only what was published.
         # FerretDB's $pull takes no conditions; $pullAll removes exact entries.
-        for document in documents:
-            await collection.update_one(
-                {"_id": document["_id"], "outbox_seq": {"$ne": document.get("outbox_seq")}},
-                {"$pullAll": {"outbox": document.get("outbox", [])}},
-            )
+        read = {document["_id"]: document for document in documents}
+        changed = await collection.find(
+            {"_id": {"$in": list(read)}, "outbox_pending": True}, {"outbox_seq": 1},
+            batch_size=len(read),
+        ).to_list(None)
+        for current in changed:
+            published = read[current["_id"]]
+            if current.get("outbox_seq") != published.get("outbox_seq"):
+                await collection.update_one(
+                    {"_id": current["_id"]},
+                    {"$pullAll": {"outbox": published.get("outbox", [])}},
+                )
     return len(sends)
 
 
@@ -122,9 +141,12 @@ async def mark_dirty(db: AsyncDatabase, *, collection: str) -> None:
     looks only where writers point it. A writer that dies before leaving its hint
     loses nothing: the relay's periodic sweep finds every pending outbox anyway.
     """
-    await db[HINTS].update_one(
-        {"_id": collection}, {"$set": {"at": utcnow()}}, upsert=True
-    )
+    try:
+        await db[HINTS].update_one(
+            {"_id": collection}, {"$set": {"at": utcnow()}}, upsert=True
+        )
+    except DuplicateKeyError:
+        pass  # a concurrent writer's upsert created the hint first: it is there
 
 
 async def run_relay(
@@ -147,7 +169,9 @@ async def run_relay(
                 names = await collections()
                 next_sweep = loop.time() + sweep_s
             else:
-                hints = await db[HINTS].find({}, {"_id": 1}).to_list(None)
+                hints = await db[HINTS].find({}, {"_id": 1}, batch_size=1000).to_list(
+                    None
+                )
                 names = [hint["_id"] for hint in hints]
                 if names:
                     await db[HINTS].delete_many({"_id": {"$in": names}})
