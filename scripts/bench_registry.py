@@ -261,7 +261,9 @@ async def bench() -> dict[str, Any]:
     try:
         await wait_ready(url)
         limits = httpx.Limits(max_connections=CONCURRENCY * 2)
-        async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as client:
+        async with httpx.AsyncClient(
+            base_url=url, timeout=300, limits=limits
+        ) as client:
             started = time.perf_counter()
             imported = await client.post("/v1/reference/import", headers=OPERATOR)
             imported.raise_for_status()

@@ -255,7 +255,8 @@ async def test_bad_input_is_a_4xx_naming_the_field_and_changes_nothing(
     for patch, field in (({"territory": outside}, "territory"),
                          ({"territory": None}, "territory"),
                          ({"name": None}, "name"), ({"kind": None}, "kind"),
-                         ({"status": None}, "status"), ({"status": "proposed"}, "status"),
+                         ({"status": None}, "status"),
+                         ({"status": "proposed"}, "status"),
                          ({"founded_on": "yesterday"}, "founded_on")):
         assert_problem(await api.patch(f"/v1/bins/{bin_id}", headers=staff, json=patch),
                        422, field)

@@ -115,7 +115,8 @@ async def test_reference_import_loads_zones_and_publishes_them(
                                 lambda rs: {r.key for r in rs} >= {c.encode()
                                                                    for c in codes})
     schoten = [body(r) for r in records if r.key == b"ipz10"][-1]
-    assert len(schoten["units"]) == 38 and schoten["municipalities"][0]["nis"] == "11040"
+    assert len(schoten["units"]) == 38
+    assert schoten["municipalities"][0]["nis"] == "11040"
     assert header(records[0], "ce_source") == "registry"
     assert header(records[0], "ce_type") == "be.bin.registry.zone.v1"
 
@@ -129,8 +130,9 @@ async def test_reference_import_loads_zones_and_publishes_them(
 async def test_a_malformed_reference_upload_is_refused_and_changes_nothing(
     api: httpx.AsyncClient,
 ) -> None:
-    zones = (b"zone_code,zone_name,municipality_nis,municipality_name,arrondissement_nis,"
-             b"arrondissement_name,province_nis,province_name,region\n"
+    zones = (b"zone_code,zone_name,municipality_nis,municipality_name,"
+             b"arrondissement_nis,arrondissement_name,province_nis,province_name,"
+             b"region\n"
              b"ipz10,PZ Schoten,1104X,Schoten,11000,Antwerpen,10000,Antwerpen,Vlaams\n")
     sectors_csv = (b"sector_code,sector_name,municipality_nis,municipality_name,"
                    b"zone_code,zone_name,province_name\n")
@@ -167,7 +169,8 @@ async def test_public_read_api_lists_zones_by_province_zone_and_postcode(
     assert_problem(await api.get("/v1/zones/ipz99999"), 404)
     assert_problem(await api.get("/v1/postcodes/0000"), 404)
     assert_problem(await api.get("/v1/postcodes/29x0"), 404)
-    assert_problem(await api.get("/v1/zones", params={"province": "1"}), 422, "province")
+    short = await api.get("/v1/zones", params={"province": "1"})
+    assert_problem(short, 422, "province")
 
 
 # BINs -------------------------------------------------------------------------
@@ -182,7 +185,8 @@ async def test_bin_lifecycle_publishes_snapshots_and_a_tombstone(
         ZONE_A, units[:3], kind="business", founded_on="2024-05-01"))
     assert created.status_code == 201, created.text
     bin_ = created.json()
-    assert (bin_["status"], bin_["version"], bin_["kind"]) == ("proposed", 1, "business")
+    assert (bin_["status"], bin_["version"]) == ("proposed", 1)
+    assert bin_["kind"] == "business"
     url = f"/v1/bins/{bin_['bin_id']}"
 
     for change, version in (({"status": "active"}, 2),
@@ -274,7 +278,8 @@ async def test_member_lifecycle_from_registration_to_erasure(
 
     # The contacts on the topic are sealed, and open to the new address.
     contacts = await topics.wait("registry.contacts.v1", [member_id], count(2))
-    ring = keyring_from_settings(platform.contacts_keys, platform.contacts_active_key_id)
+    ring = keyring_from_settings(platform.contacts_keys,
+                                 platform.contacts_active_key_id)
     sealed = Sealed(**body(contacts[-1])["contacts"])
     assert open_json(ring, sealed, owner=member_id) == {
         "sms": e164, "voice": e164, "email": new_email}
