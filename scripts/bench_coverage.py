@@ -27,9 +27,8 @@ from collections import deque
 from pathlib import Path
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.structs import OffsetAndMetadata
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -143,47 +142,6 @@ async def follow(
         await consumer.stop()
 
 
-async def skip_registry_history(settings: ServiceSettings, *, group: str) -> None:
-    """Commits the registry topics' end offsets for the worker's consumer group.
-
-    The worker then starts where the registry is now instead of reading its whole
-    history (which other runs on a shared broker keep growing): the benchmark's
-    zones, BINs and members all come after it, so their figures are complete.
-    """
-    names = [
-        events.ZoneSnapshot.TOPIC,
-        events.BinSnapshot.TOPIC,
-        events.MembershipSnapshot.TOPIC,
-    ]
-    consumer = AIOKafkaConsumer(
-        *names,
-        **settings.kafka_client_options(),
-        group_id=None,
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        partitions = [
-            TopicPartition(name, number)
-            for name in names
-            for number in consumer.partitions_for_topic(name) or ()
-        ]
-        ends = await consumer.end_offsets(partitions)
-    finally:
-        await consumer.stop()
-    committer = AIOKafkaConsumer(
-        **settings.kafka_client_options(), group_id=group, enable_auto_commit=False
-    )
-    await committer.start()
-    try:
-        committer.assign(partitions)
-        await committer.commit(
-            {tp: OffsetAndMetadata(end, "") for tp, end in ends.items()}
-        )
-    finally:
-        await committer.stop()
-
-
 async def run(
     rates: list[int], seconds: float, *, history: bool = False
 ) -> dict[str, object]:
@@ -204,7 +162,7 @@ async def run(
     await ensure_topics(settings, topics=own_topics(topics))
     log = ROOT / ".run" / "logs" / f"bench-{app_id}.log"
     if not history:
-        await skip_registry_history(settings, group=app_id)
+        await build.skip_registry_history(settings, group=app_id)
     worker = start_worker(app_id, port, log, topics)
     producer = new_producer(settings, linger_ms=2)
     await producer.start()

@@ -66,9 +66,7 @@ async def coverage_problem() -> str:
 
     Analytics has no database: this replaces the database check of other services.
     """
-    if views.caught_up:
-        return ""
-    return "coverage and registry topics not read up to their end yet"
+    return "" if views.caught_up else "coverage topics not read up to their end yet"
 
 
 app = create_app(
@@ -126,6 +124,13 @@ async def get_zone(zone: str) -> dict[str, Any]:
 @app.get("/v1/coverage/zones/{zone}/bins")
 async def list_zone_bins(zone: str) -> dict[str, Any]:
     """Lists the active BINs of a zone; member counts below the threshold show `<N`."""
+    if not views.registry_caught_up:
+        raise Problem(
+            503,
+            "Not ready",
+            "The registry is still being read; try again shortly.",
+            headers={"Retry-After": "5"},
+        )
     if zone not in views.zones:
         raise Problem(404, "Unknown zone", "No coverage is known for this zone.")
     threshold = settings.small_count_threshold

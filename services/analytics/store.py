@@ -29,8 +29,6 @@ FIGURE_TOPICS = (
     events.AlertAccepted.TOPIC,
     events.DeliveryStatus.TOPIC,
 )
-# Readiness waits for these and the coverage topics to be read up to the end they
-# had at start-up.
 REGISTRY_TOPICS = (events.BinSnapshot.TOPIC, events.MembershipSnapshot.TOPIC)
 SUBSCRIBER_BACKLOG = 1000
 READ_SLICE = 200
@@ -48,7 +46,11 @@ class Views:
     followers: set[asyncio.Queue[tuple[str, dict[str, Any]]]] = field(
         default_factory=set
     )
+    # Readiness: the coverage topics were read up to their end at start-up. The
+    # registry's history (for per-BIN counts) can be far longer and is waited for
+    # by those answers alone.
     caught_up: bool = False
+    registry_caught_up: bool = False
 
     def apply(self, received: Received, *, topic: str) -> None:
         """Takes one decoded record into the views and tells the followers."""
@@ -146,17 +148,31 @@ async def follow_kafka_topics(
                     topic = logical.get(record.topic, record.topic)
                     _take(views, topic, record.key, record.value, record.headers)
                 await asyncio.sleep(0)
-            if views.caught_up:
+            if views.caught_up and views.registry_caught_up:
                 continue
             assigned = consumer.assignment()
             watched = [tp for tp in assigned if tp.topic in caught_up_topics]
             if ends is None and {tp.topic for tp in watched} == set(caught_up_topics):
                 ends = await consumer.end_offsets(watched)
-            if ends is not None and await _reached(consumer, ends):
+            if ends is None:
+                continue
+            coverage = {
+                tp: end for tp, end in ends.items() if tp.topic in coverage_topics
+            }
+            if not views.caught_up and await _reached(consumer, coverage):
                 views.caught_up = True
                 log.info(
-                    "coverage and registry topics read up to their end",
+                    "coverage topics read up to their end",
                     extra={"count": len(views.zones)},
+                )
+            registry = {
+                tp: end for tp, end in ends.items() if tp.topic in REGISTRY_TOPICS
+            }
+            if not views.registry_caught_up and await _reached(consumer, registry):
+                views.registry_caught_up = True
+                log.info(
+                    "registry topics read up to their end",
+                    extra={"count": len(views.registry.members)},
                 )
     finally:
         await consumer.stop()

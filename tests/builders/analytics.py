@@ -1,10 +1,16 @@
-"""Builders of the registry, report and messaging events the analytics service reads."""
+"""Builders of the registry, report and messaging events the analytics service reads,
+and a helper that lets a fresh coverage worker start where the registry is now.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+
 from shared import events
+from shared.settings import ServiceSettings
 
 NOW = datetime(2026, 2, 9, 10, 0, tzinfo=UTC)
 
@@ -94,34 +100,99 @@ def report(
 
 
 def report_status(
-    report_id: str = "r-1", *, status: str = "closed", outcome: str | None = "found",
+    report_id: str = "r-1",
+    *,
+    status: str = "closed",
+    outcome: str | None = "found",
     zone: str = "ipz10",
 ) -> events.ReportStatusChanged:
     """A triage status change."""
     return events.ReportStatusChanged(
-        report_id=report_id, zone=zone, category="plantation",
-        status=status, outcome=outcome, changed_hour=NOW,  # type: ignore[arg-type]
+        report_id=report_id,
+        zone=zone,
+        category="plantation",
+        status=status,
+        outcome=outcome,
+        changed_hour=NOW,  # type: ignore[arg-type]
     )
 
 
 def alert(alert_id: str = "a-1", *, zone: str = "ipz10", action: str = "alert"):
     """An accepted alert."""
     return events.AlertAccepted(
-        alert_id=alert_id, zone=zone, action=action,  # type: ignore[arg-type]
-        category="burglary", urgency="Immediate", severity="Minor",
-        texts={"nl": events.AlertText(headline="h", body="b")}, channels=["sms"],
-        target=events.AlertTarget(kind="zone"), expires_at=NOW + timedelta(hours=4),
+        alert_id=alert_id,
+        zone=zone,
+        action=action,  # type: ignore[arg-type]
+        category="burglary",
+        urgency="Immediate",
+        severity="Minor",
+        texts={"nl": events.AlertText(headline="h", body="b")},
+        channels=["sms"],
+        target=events.AlertTarget(kind="zone"),
+        expires_at=NOW + timedelta(hours=4),
         accepted_at=NOW,
     )
 
 
 def delivery_status(
-    alert_id: str = "a-1", *, member_id: str = "m-1", channel: str = "sms",
-    status: str = "handed_over", after_s: float = 2.0, zone: str = "ipz10",
+    alert_id: str = "a-1",
+    *,
+    member_id: str = "m-1",
+    channel: str = "sms",
+    status: str = "handed_over",
+    after_s: float = 2.0,
+    zone: str = "ipz10",
 ) -> events.DeliveryStatus:
     """A delivery status, handed over `after_s` seconds after the alert by default."""
     return events.DeliveryStatus(
-        alert_id=alert_id, member_id=member_id, zone=zone,
-        channel=channel, status=status,  # type: ignore[arg-type]
-        attempt=1, accepted_at=NOW, at=NOW + timedelta(seconds=after_s),
+        alert_id=alert_id,
+        member_id=member_id,
+        zone=zone,
+        channel=channel,
+        status=status,  # type: ignore[arg-type]
+        attempt=1,
+        accepted_at=NOW,
+        at=NOW + timedelta(seconds=after_s),
     )
+
+
+async def skip_registry_history(settings: ServiceSettings, *, group: str) -> None:
+    """Commits the registry topics' end offsets for the worker's consumer group.
+
+    The worker then starts where the registry is now instead of reading its whole
+    history (which other runs on a shared broker keep growing): when every zone,
+    BIN and member a test or benchmark looks at comes later, its figures are
+    complete.
+    """
+    names = [
+        events.ZoneSnapshot.TOPIC,
+        events.BinSnapshot.TOPIC,
+        events.MembershipSnapshot.TOPIC,
+    ]
+    consumer = AIOKafkaConsumer(
+        *names,
+        **settings.kafka_client_options(),
+        group_id=None,
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(name, number)
+            for name in names
+            for number in consumer.partitions_for_topic(name) or ()
+        ]
+        ends = await consumer.end_offsets(partitions)
+    finally:
+        await consumer.stop()
+    committer = AIOKafkaConsumer(
+        **settings.kafka_client_options(), group_id=group, enable_auto_commit=False
+    )
+    await committer.start()
+    try:
+        committer.assign(partitions)
+        await committer.commit(
+            {tp: OffsetAndMetadata(end, "") for tp, end in ends.items()}
+        )
+    finally:
+        await committer.stop()

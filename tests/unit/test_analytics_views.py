@@ -73,3 +73,25 @@ def test_forwarded_batches_and_single_records_decode_alike():
         ("zone", "z1", '{"y": 2}')
     ]
     assert streams.decode_forwarded(b"bin:b1", b"") == [("bin", "b1", None)]
+
+
+async def test_per_bin_counts_wait_for_the_registry_and_hide_small_numbers():
+    http.views.zones.clear()
+    http.views.apply(
+        received(coverage_record("z1", 2), "z1"), topic="analytics.coverage.v1"
+    )
+    http.views.apply(received(b.bin_("a", zone="z1"), "a"), topic="registry.bins.v1")
+    for i in range(2):
+        http.views.apply(
+            received(b.member(f"m{i}", bin_id="a", zone="z1"), f"m{i}"),
+            topic="registry.memberships.v1",
+        )
+    transport = httpx.ASGITransport(app=http.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        http.views.registry_caught_up = False
+        waiting = await client.get("/v1/coverage/zones/z1/bins")
+        assert waiting.status_code == 503 and "retry-after" in waiting.headers
+        http.views.registry_caught_up = True
+        answer = (await client.get("/v1/coverage/zones/z1/bins")).json()
+        assert answer["bins"][0]["active_members"] == "<5"
+        assert (await client.get("/v1/coverage/zones/nope/bins")).status_code == 404
