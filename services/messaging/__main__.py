@@ -11,6 +11,7 @@ import asyncio
 import signal
 from collections.abc import Awaitable, Callable
 
+from services.messaging import telemetry
 from services.messaging.settings import MessagingSettings, get_settings
 from shared.catalogue import CHANNELS
 from shared.http import serve
@@ -31,24 +32,16 @@ def _run_until_signal(work: Callable[[asyncio.Event], Awaitable[None]]) -> None:
 
 
 def _ensure_prefixed_topics(settings: MessagingSettings) -> None:
-    """Create the messaging topics under this deployment's prefix, if it has one.
+    """Create the topics this deployment renames with a prefix, if it has any.
 
     The broker would otherwise create them on first use with one partition each,
     which breaks the co-partitioning the fan-out relies on.
     """
-    if not settings.messaging_topic_prefix:
-        return
-    from dataclasses import replace
+    topics = settings.prefixed_topics()
+    if topics:
+        from shared.kafka import ensure_topics
 
-    from shared import catalogue
-    from shared.kafka import ensure_topics
-
-    topics = [
-        replace(topic, name=settings.topic(topic.name))
-        for topic in catalogue.all_topics()
-        if topic.owner == "messaging"
-    ]
-    asyncio.run(ensure_topics(settings, topics=topics))
+        asyncio.run(ensure_topics(settings, topics=topics))
 
 
 def _with_topics(
@@ -73,6 +66,8 @@ def api() -> None:
     from services.messaging.app import app
 
     settings = get_settings()
+    # The API only reads zones and BINs from Kafka, in bulk, on every start.
+    telemetry.stop_tracing_each_record()
     serve(app, host=settings.http_host, port=settings.http_port)
 
 
@@ -110,6 +105,7 @@ def fanout() -> None:
     from services.messaging.streams import build_app
 
     settings = get_settings()
+    telemetry.stop_tracing_each_record()
     app = build_app(settings)
     Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
 
@@ -119,6 +115,7 @@ def sender(channel: str = "all") -> None:
     from services.messaging.senders import run_sender
 
     settings = get_settings()
+    telemetry.stop_tracing_each_record()
     channels = list(CHANNELS) if channel == "all" else [channel]
     if any(c not in CHANNELS for c in channels):
         raise SystemExit(f"--channel must be one of {', '.join(CHANNELS)} or all")
@@ -141,6 +138,7 @@ def status() -> None:
     from shared.mongo import database, new_client
 
     settings = get_settings()
+    telemetry.stop_tracing_each_record()
     _metrics(settings)
 
     async def work(stop: asyncio.Event) -> None:

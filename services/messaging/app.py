@@ -64,7 +64,10 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
     follower = asyncio.create_task(
         replay_and_follow(
             settings,
-            topics=[ZoneSnapshot.TOPIC, BinSnapshot.TOPIC],
+            topics=[
+                settings.registry_topic(ZoneSnapshot.TOPIC),
+                settings.registry_topic(BinSnapshot.TOPIC),
+            ],
             apply=registry.apply,
             stop=stop,
             caught_up=registry.caught_up,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -27,7 +27,7 @@ Apply = Callable[[Received], Awaitable[None] | None]
 async def replay_and_follow(
     settings: MessagingSettings,
     *,
-    topics: Iterable[str],
+    topics: list[str],
     apply: Apply,
     stop: asyncio.Event,
     caught_up: asyncio.Event,
@@ -65,21 +65,20 @@ async def replay_and_follow(
                     await _apply_one(record, apply=apply)
                 if tp in remaining and records[-1].offset + 1 >= ends[tp]:
                     remaining.discard(tp)
-            if remaining and all(
-                await _position_reached(consumer, tp, ends[tp]) for tp in list(remaining)
-            ):
-                remaining.clear()
+            # Compacted topics can end on an offset that is never returned.
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
             if not remaining and not caught_up.is_set():
                 caught_up.set()
             if on_idle is not None:
                 await on_idle()
+    except Exception:
+        # The view stops here; say so, or a reader waits for it forever.
+        log.exception("GAVE UP following topics", extra={"topic": ",".join(topics)})
+        raise
     finally:
         await consumer.stop()
-
-
-async def _position_reached(consumer: AIOKafkaConsumer, tp: TopicPartition, end: int) -> bool:
-    # Compacted or transactional topics can end on an offset that is never returned.
-    return await consumer.position(tp) >= end
 
 
 async def _apply_one(record: object, *, apply: Apply) -> None:

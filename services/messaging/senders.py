@@ -21,7 +21,7 @@ from services.messaging.providers import Outbound, Outcome, Provider, provider_f
 from services.messaging.settings import MessagingSettings
 from shared import crypto
 from shared.envelope import EnvelopeError, decode, encode
-from shared.events import AlertAccepted, Delivery, DeliveryStatus
+from shared.events import AlertAccepted, AlertText, Delivery, DeliveryStatus
 from shared.kafka import send_to_dead_letter
 from shared.mongo import database, new_client
 
@@ -85,6 +85,8 @@ class Sender:
         )
         self.pending_sends: list[asyncio.Future[object]] = []
         self.status_topic = settings.topic(DeliveryStatus.TOPIC)
+        self.rendered: dict[tuple[str, ...], tuple[str | None, str, int | None, str | None]]
+        self.rendered = {}
 
     async def _publish(self, topic: str, *, key: str, event: object) -> None:
         body, headers = encode(event, source=SOURCE, subject=key)  # type: ignore[arg-type]
@@ -99,7 +101,7 @@ class Sender:
         await self._publish(self.status_topic, key=delivery.alert_id, event=event)
 
     async def handle_batch(self, deliveries: list[Delivery]) -> None:
-        """Send a batch: skip finished keys, send the rest, record, report."""
+        """Send a batch: skip finished keys, send the rest, report, then record."""
         done = await store.find_sent_keys(
             self.db, channel=self.channel, keys=[d.idempotency_key for d in deliveries]
         )
@@ -110,13 +112,14 @@ class Sender:
         items = list(todo.values())
         chunks = [items[i : i + self.batch] for i in range(0, len(items), self.batch)]
         results = await asyncio.gather(*(self._send_chunk(chunk) for chunk in chunks))
-        finished: list[str] = []
-        finished += [key for keys in results for key in keys]
+        finished = [key for keys in results for key in keys]
+        # Statuses and fallbacks first: a key recorded as finished is skipped
+        # after a restart, so whatever it was to publish must be out by then.
+        sends, self.pending_sends = self.pending_sends, []
+        await asyncio.gather(*sends)
         await store.record_sent_keys(
             self.db, channel=self.channel, keys=finished, at=datetime.now(UTC)
         )
-        sends, self.pending_sends = self.pending_sends, []
-        await asyncio.gather(*sends)
 
     async def _prepare(self, delivery: Delivery) -> Prepared | None:
         """Build the message, or report why there is none; None when finished."""
@@ -144,20 +147,35 @@ class Sender:
         if not address:
             await self._fail(delivery, contacts or {}, reason="no address for channel")
             return None
-        subject, body = domain.render_text(
-            channel=self.channel, text=text, category=delivery.category,
-            urgency=delivery.urgency, language=delivery.language,
-            sms_max_segments=self.settings.sms_max_segments,
+        subject, body, segments, encoding = self._render(
+            text, category=delivery.category, urgency=delivery.urgency,
+            language=delivery.language,
         )
-        segments = encoding = None
-        if self.channel == "sms":
-            sms = domain.encode_sms(body)
-            segments, encoding = sms.segments, sms.encoding
         message = Outbound(
             key=delivery.idempotency_key, alert_id=delivery.alert_id, to=address,
             subject=subject, text=body, segments=segments, encoding=encoding,
         )
         return Prepared(delivery=delivery, message=message, contacts=contacts)
+
+    def _render(
+        self, text: AlertText, *, category: str, urgency: str, language: str
+    ) -> tuple[str | None, str, int | None, str | None]:
+        """Subject, body, SMS segments and encoding; one alert renders alike for all."""
+        key = (text.headline, text.body, category, urgency, language)
+        rendered = self.rendered.get(key)
+        if rendered is None:
+            subject, body = domain.render_text(
+                channel=self.channel, text=text, category=category, urgency=urgency,
+                language=language, sms_max_segments=self.settings.sms_max_segments,
+            )
+            segments = encoding = None
+            if self.channel == "sms":
+                sms = domain.encode_sms(body)
+                segments, encoding = sms.segments, sms.encoding
+            if len(self.rendered) >= 1024:
+                self.rendered.clear()
+            rendered = self.rendered[key] = (subject, body, segments, encoding)
+        return rendered
 
     async def _send_chunk(self, deliveries: list[Delivery]) -> list[str]:
         """Send one provider batch with retries; return the keys finished."""

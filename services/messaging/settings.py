@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
+from shared.catalogue import Topic, all_topics
 from shared.events import Delivery
 from shared.settings import ROOT, ServiceSettings
 
@@ -22,12 +24,18 @@ class MessagingSettings(ServiceSettings):
     # and benchmarks set their own so that the running stack never sees their
     # alerts and deliveries, and theirs never see the stack's.
     messaging_topic_prefix: str = ""
+    # The same for the registry.* topics the service reads: tests and benchmarks
+    # publish their own registry snapshots there instead of replaying everyone's.
+    registry_topic_prefix: str = ""
 
     # Fan-out worker (Faust).
     faust_app_id: str = "bin-messaging-fanout"
     faust_web_port: int = 6066
     faust_datadir: Path = ROOT / ".run" / "faust"
     fanout_partitions: int = 4
+    # Stage 2 writes the deliveries of up to this many BINs before it waits for
+    # the broker's confirmation of all of them.
+    fanout_batch_bins: int = 50
     # How soon the group gives a dead worker's partitions to the others, or to the
     # same worker restarted; Faust's own default (60 s) stalls a restart that long.
     fanout_session_timeout_s: float = 15.0
@@ -70,6 +78,22 @@ class MessagingSettings(ServiceSettings):
     def topic(self, name: str) -> str:
         """The name this deployment gives a messaging topic of the catalogue."""
         return f"{self.messaging_topic_prefix}{name}"
+
+    def registry_topic(self, name: str) -> str:
+        """The name this deployment reads a registry topic of the catalogue under."""
+        return f"{self.registry_topic_prefix}{name}"
+
+    def prefixed_topics(self) -> list[Topic]:
+        """The catalogue's topics this deployment renames, to create before use."""
+        prefixes = {
+            "messaging": self.messaging_topic_prefix,
+            "registry": self.registry_topic_prefix,
+        }
+        return [
+            replace(topic, name=prefixes[topic.owner] + topic.name)
+            for topic in all_topics()
+            if prefixes.get(topic.owner)
+        ]
 
     def delivery_topic(self, channel: str) -> str:
         """The topic a channel's deliveries travel on."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -23,7 +24,6 @@ from aiokafka import AIOKafkaProducer
 
 from services.messaging import domain, telemetry
 from services.messaging.settings import MessagingSettings
-from shared.envelope import encode
 from shared.events import (
     AlertAccepted,
     AlertForBin,
@@ -35,7 +35,7 @@ from shared.events import (
     MembershipSnapshot,
     Sealed,
 )
-from shared.envelope import utcnow
+from shared.envelope import Received, encode, utcnow
 from shared.streams import create_faust_app, dead_letter, decode_or_dead_letter
 
 log = logging.getLogger("bin.messaging.fanout")
@@ -67,8 +67,11 @@ def build_app(settings: MessagingSettings) -> faust.App:
         broker_heartbeat_interval=settings.fanout_session_timeout_s / 5,
     )
     partitions = settings.fanout_partitions
-    members_in = _raw(app, MembershipSnapshot.TOPIC, ContactsSnapshot.TOPIC)
-    bins_in = _raw(app, BinSnapshot.TOPIC)
+    members_in = _raw(
+        app, settings.registry_topic(MembershipSnapshot.TOPIC),
+        settings.registry_topic(ContactsSnapshot.TOPIC),
+    )
+    bins_in = _raw(app, settings.registry_topic(BinSnapshot.TOPIC))
     alerts_in = _raw(app, settings.topic(AlertAccepted.TOPIC))
     alert_bins = _raw(app, settings.topic(AlertForBin.TOPIC))
     members_by_bin = _internal(app, "members-by-bin", partitions)
@@ -78,16 +81,19 @@ def build_app(settings: MessagingSettings) -> faust.App:
     bin_zone = app.Table("bin-zone", default=None, partitions=partitions)
     zone_bins = app.Table("zone-bins", default=None, partitions=partitions)
     bin_members = app.Table("bin-members", default=None, partitions=partitions)
-    # BIN id -> member ids, an index over bin_members rebuilt whenever it recovers.
-    index: dict[str, set[str]] = defaultdict(set)
+    # BIN id -> member id -> entry: a mirror of bin_members, rebuilt whenever the
+    # table recovers, so that stage 2 decodes no table value per member and alert.
+    index: dict[str, dict[str, MemberEntry]] = defaultdict(dict)
     producer_box: list[AIOKafkaProducer] = []
 
     @bin_members.on_recover
     async def rebuild_index() -> None:
         index.clear()
-        for key in list(bin_members.keys()):
+        for key, value in list(bin_members.items()):
             bin_id, _, member_id = key.partition("/")
-            index[bin_id].add(member_id)
+            entry = MemberEntry.of(value)
+            if entry is not None:
+                index[bin_id][member_id] = entry
         log.info("bin members index rebuilt", extra={"count": len(bin_members)})
 
     async def producer() -> AIOKafkaProducer:
@@ -103,36 +109,42 @@ def build_app(settings: MessagingSettings) -> faust.App:
     @app.agent(members_in, name="members")
     async def members(stream: faust.StreamT) -> None:
         """Joins memberships and contacts per member and re-keys them by BIN."""
+        # LIMITATION: one record at a time, because a table write belongs to the
+        # partition of the event being processed and a batch has many; rebuilding
+        # from large registry topics therefore takes minutes.
         async for event in stream.events():
             received = await decode_or_dead_letter(app, event, consumer="fanout-members")
             if received is None or not received.key:
                 continue
-            member_id = received.key
-            state = dict(member_state.get(member_id) or {})
-            old_bin = state.get("bin")
-            body = received.event
-            if isinstance(body, MembershipSnapshot):
-                if body.version < state.get("version", -1):
-                    continue
-                state.update(
-                    bin=body.bin_id, status=body.status, language=body.language,
-                    channels=list(body.channels), version=body.version,
-                )
-            elif isinstance(body, ContactsSnapshot):
-                state["contacts"] = body.contacts.model_dump()
-            elif received.envelope.type == ContactsSnapshot.EVENT_TYPE:
-                state.pop("contacts", None)
-            elif received.envelope.type == MembershipSnapshot.EVENT_TYPE:
-                state["status"] = "erased"
-            member_state[member_id] = state
-            if old_bin and old_bin != state.get("bin"):
-                await members_by_bin.send(
-                    key=old_bin, value={"member": member_id, "bin": old_bin, "drop": True}
-                )
-            if state.get("bin"):
-                await members_by_bin.send(
-                    key=state["bin"], value={"member": member_id, **state}
-                )
+            for bin_id, change in member_changes(received):
+                await members_by_bin.send(key=bin_id, value=change)
+
+    def member_changes(received: Received) -> list[tuple[str, dict[str, Any]]]:
+        """Fold one registry record into the member's state; the BINs' changes."""
+        member_id = received.key or ""
+        state = dict(member_state.get(member_id) or {})
+        old_bin = state.get("bin")
+        body = received.event
+        if isinstance(body, MembershipSnapshot):
+            if body.version < state.get("version", -1):
+                return []
+            state.update(
+                bin=body.bin_id, status=body.status, language=body.language,
+                channels=list(body.channels), version=body.version,
+            )
+        elif isinstance(body, ContactsSnapshot):
+            state["contacts"] = body.contacts.model_dump()
+        elif received.envelope.type == ContactsSnapshot.EVENT_TYPE:
+            state.pop("contacts", None)
+        elif received.envelope.type == MembershipSnapshot.EVENT_TYPE:
+            state["status"] = "erased"
+        member_state[member_id] = state
+        changes = []
+        if old_bin and old_bin != state.get("bin"):
+            changes.append((old_bin, {"member": member_id, "bin": old_bin, "drop": True}))
+        if state.get("bin"):
+            changes.append((state["bin"], {"member": member_id, **state}))
+        return changes
 
     @app.agent(members_by_bin, name="bin-members")
     async def bin_member_changes(stream: faust.StreamT) -> None:
@@ -143,14 +155,19 @@ def build_app(settings: MessagingSettings) -> faust.App:
             if change.get("drop") or change.get("status") != "active":
                 if bin_members.get(key) is not None:
                     del bin_members[key]
-                index[bin_id].discard(member_id)
+                index[bin_id].pop(member_id, None)
                 continue
-            bin_members[key] = {
+            value = {
                 "language": change["language"],
                 "channels": change["channels"],
                 "contacts": change.get("contacts"),
             }
-            index[bin_id].add(member_id)
+            bin_members[key] = value
+            entry = MemberEntry.of(value)
+            if entry is None:
+                index[bin_id].pop(member_id, None)
+            else:
+                index[bin_id][member_id] = entry
 
     @app.agent(bins_in, name="bins")
     async def bins(stream: faust.StreamT) -> None:
@@ -246,35 +263,46 @@ def build_app(settings: MessagingSettings) -> faust.App:
 
     @app.agent(alert_bins, name="fan-out-bin")
     async def fan_out_bin(stream: faust.StreamT) -> None:
-        """Stage 2: the deliveries of one BIN's members, written as one batch."""
-        async for event in stream.events():
-            received = await decode_or_dead_letter(app, event, consumer="fanout-bin")
-            if received is None:
-                continue
-            record = received.event
-            if not isinstance(record, AlertForBin):
-                await dead_letter(
-                    app, event, reason="not an alert for a BIN", consumer="fanout-bin"
+        """Stage 2: the deliveries of a batch of BINs, written and confirmed together.
+
+        The batch's offsets are acknowledged only after the broker confirmed every
+        delivery of it, so a worker that dies mid-batch redoes the whole batch; the
+        senders skip the idempotency keys they already handed over.
+        """
+        batches = stream.take_events(settings.fanout_batch_bins, within=0.02)
+        async for events in batches:
+            out = await producer()
+            sends: list[asyncio.Future[Any]] = []
+            counts: dict[str, int] = defaultdict(int)
+            for event in events:
+                received = await decode_or_dead_letter(
+                    app, event, consumer="fanout-bin"
                 )
-                continue
-            entries = []
-            for member_id in sorted(index.get(record.bin_id, ())):
-                entry = bin_members.get(f"{record.bin_id}/{member_id}")
-                if entry is not None and entry.get("contacts"):
-                    entries.append((member_id, entry))
-            count = await write_deliveries(
-                await producer(), settings=settings, record=record, members=entries
-            )
-            log.info(
-                "deliveries written",
-                extra={"alert_id": record.alert_id, "bin_id": record.bin_id,
-                       "count": count},
-            )
+                if received is None:
+                    continue
+                record = received.event
+                if not isinstance(record, AlertForBin):
+                    await dead_letter(
+                        app, event, reason="not an alert for a BIN", consumer="fanout-bin"
+                    )
+                    continue
+                with telemetry.batch_span("fan-out BIN", received.headers) as trace:
+                    counts[record.alert_id] += await queue_deliveries(
+                        out, settings=settings, record=record,
+                        members=index.get(record.bin_id, {}), sends=sends,
+                        trace=trace,
+                    )
+            await asyncio.gather(*sends)
+            for alert_id, count in counts.items():
+                log.info(
+                    "deliveries written",
+                    extra={"alert_id": alert_id, "count": count, "bins": len(events)},
+                )
 
     @app.page("/v1/fanout/bins/{bin_id}/")
     async def bin_view(self: Any, request: Any, bin_id: str) -> Any:
         """How many active members the worker knows in one BIN (for probes and tests)."""
-        return self.json({"bin_id": bin_id, "members": len(index.get(bin_id, ()))})
+        return self.json({"bin_id": bin_id, "members": len(index.get(bin_id, {}))})
 
     @app.page("/v1/fanout/zones/{zone}/")
     async def zone_view(self: Any, request: Any, zone: str) -> Any:
@@ -286,27 +314,52 @@ def build_app(settings: MessagingSettings) -> faust.App:
     return app
 
 
-async def write_deliveries(
+@dataclass(frozen=True)
+class MemberEntry:
+    """What stage 2 needs of one active member with contacts."""
+
+    language: str
+    channels: tuple[str, ...]
+    contacts: Sealed
+
+    @classmethod
+    def of(cls, value: dict[str, Any]) -> MemberEntry | None:
+        """The entry of a bin-members table value; None without contacts."""
+        if not value.get("contacts"):
+            return None
+        return cls(
+            language=value["language"], channels=tuple(value["channels"]),
+            contacts=Sealed.model_validate(value["contacts"]),
+        )
+
+
+async def queue_deliveries(
     producer: AIOKafkaProducer,
     *,
     settings: MessagingSettings,
     record: AlertForBin,
-    members: list[tuple[str, dict[str, Any]]],
+    members: dict[str, MemberEntry],
+    sends: list[asyncio.Future[Any]],
+    trace: list[tuple[str, bytes]],
 ) -> int:
-    """Send the deliveries of one BIN and their pending statuses; wait for all."""
-    sends = []
+    """Queue one BIN's deliveries and their pending statuses; return how many.
+
+    The futures of the sends go to `sends`; the caller waits for them.
+    """
     counts: dict[str, int] = defaultdict(int)
     now = utcnow()
     texts: dict[str, AlertText] = dict(record.texts)
     status_topic = settings.topic(DeliveryStatus.TOPIC)
-    for member_id, entry in members:
+    alert_key = record.alert_id.encode()
+    for member_id in sorted(members):
+        entry = members[member_id]
         plan = domain.plan_member(
-            member_channels=entry["channels"], member_language=entry["language"],
+            member_channels=entry.channels, member_language=entry.language,
             alert_channels=record.channels, alert_languages=texts,
         )
         if plan is None:
             continue
-        address = Sealed.model_validate(entry["contacts"])
+        member_key = member_id.encode()
         for channel in plan.channels:
             key = domain.delivery_key(
                 alert_id=record.alert_id, member_id=member_id, channel=channel
@@ -316,14 +369,14 @@ async def write_deliveries(
                 bin_id=record.bin_id, zone=record.zone, channel=channel,
                 fallbacks=list(plan.fallbacks[channel]), language=plan.language,
                 category=record.category, urgency=record.urgency,
-                text=texts[plan.language], address=address,
+                text=texts[plan.language], address=entry.contacts,
                 expires_at=record.expires_at, accepted_at=record.accepted_at,
             )
             body, headers = encode(delivery, source=SOURCE, subject=member_id, event_id=key)
             sends.append(
                 await producer.send(
-                    settings.delivery_topic(channel), value=body,
-                    key=member_id.encode(), headers=headers,
+                    settings.delivery_topic(channel), value=body, key=member_key,
+                    headers=headers + trace,
                 )
             )
             status = DeliveryStatus(
@@ -333,12 +386,10 @@ async def write_deliveries(
             body, headers = encode(status, source=SOURCE, subject=record.alert_id)
             sends.append(
                 await producer.send(
-                    status_topic, value=body, key=record.alert_id.encode(),
-                    headers=headers,
+                    status_topic, value=body, key=alert_key, headers=headers + trace
                 )
             )
             counts[channel] += 1
-    await asyncio.gather(*sends)
     for channel, count in counts.items():
         telemetry.record_fanout(channel=channel, count=count)
     return sum(counts.values())

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from opentelemetry import propagate
 from prometheus_client import Counter, Histogram
+
+from shared.tracing import consuming_span
 
 DELIVERIES = Counter(
     "bin_messaging_deliveries_total",
@@ -46,3 +52,25 @@ def record_fanout(*, channel: str, count: int) -> None:
 def record_provider_request(*, channel: str, seconds: float) -> None:
     """Observe the duration of one provider request."""
     PROVIDER_SECONDS.labels(channel).observe(seconds)
+
+
+def stop_tracing_each_record() -> None:
+    """Remove the per-record Kafka spans from a bulk role; it traces per batch.
+
+    The aiokafka instrumentation opens a span for every record produced and every
+    record consumed, which costs more than the fan-out's own work per delivery.
+    """
+    from opentelemetry.instrumentation.aiokafka import AIOKafkaInstrumentor
+
+    instrumentor = AIOKafkaInstrumentor()
+    if instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.uninstrument()
+
+
+@contextmanager
+def batch_span(name: str, parent: dict[str, bytes]) -> Iterator[list[tuple[str, bytes]]]:
+    """One span for a batch, continuing `parent`'s trace; yields headers carrying it."""
+    with consuming_span(name, parent):
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        yield [(key, value.encode()) for key, value in carrier.items()]

@@ -83,15 +83,23 @@ async def publish_registry(
     bins: list[BinSnapshot] = (),  # type: ignore[assignment]
     members: list[MembershipSnapshot] = (),  # type: ignore[assignment]
     member_contacts: list[ContactsSnapshot] = (),  # type: ignore[assignment]
+    prefix: str = "",
 ) -> None:
-    """Publish registry snapshots as the registry would."""
+    """Publish registry snapshots as the registry would, on `prefix`ed topics."""
     for event in zones:
-        await publish_event(producer, topic=event.TOPIC, key=event.zone, event=event, source=SOURCE)
+        await publish_event(
+            producer, topic=prefix + event.TOPIC, key=event.zone, event=event,
+            source=SOURCE,
+        )
     for event in bins:
-        await publish_event(producer, topic=event.TOPIC, key=event.bin_id, event=event, source=SOURCE)
+        await publish_event(
+            producer, topic=prefix + event.TOPIC, key=event.bin_id, event=event,
+            source=SOURCE,
+        )
     for event in [*members, *member_contacts]:
         await publish_event(
-            producer, topic=event.TOPIC, key=event.member_id, event=event, source=SOURCE
+            producer, topic=prefix + event.TOPIC, key=event.member_id, event=event,
+            source=SOURCE,
         )
 
 

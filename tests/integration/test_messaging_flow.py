@@ -12,7 +12,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.auth import issue_token
 from shared.events import AlertAccepted
-from shared.kafka import new_producer
+from services.messaging.settings import MessagingSettings
+from shared.kafka import ensure_topics, new_producer
 from shared.settings import ServiceSettings
 from tests.builders import messaging as build
 from tests.conftest import free_port, unique, wait_http
@@ -25,6 +26,7 @@ def stack_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
     gateway_port, smtp_port = free_port(), free_port()
     return {
         "MESSAGING_TOPIC_PREFIX": unique("t") + ".",
+        "REGISTRY_TOPIC_PREFIX": unique("t") + ".",
         "FANOUT_SESSION_TIMEOUT_S": "6",
         "MONGODB_DATABASE": unique("msg").replace("-", "_"),
         "FAUST_APP_ID": unique("msg-fanout"),
@@ -90,8 +92,21 @@ def members_known(env: dict[str, str], bin_id: str) -> int:
         return 0
 
 
-async def seed(platform: ServiceSettings, *, zone_code: str, bins: dict[str, list[tuple[str, list[str], str]]]) -> None:
+async def create_topics(platform: ServiceSettings, env: dict[str, str]) -> None:
+    """Create the test's own messaging and registry topics, as the roles would."""
+    own = MessagingSettings(
+        messaging_topic_prefix=env["MESSAGING_TOPIC_PREFIX"],
+        registry_topic_prefix=env["REGISTRY_TOPIC_PREFIX"],
+    )
+    await ensure_topics(platform, topics=own.prefixed_topics())
+
+
+async def seed(
+    platform: ServiceSettings, env: dict[str, str], *, zone_code: str,
+    bins: dict[str, list[tuple[str, list[str], str]]],
+) -> None:
     """Publish a zone, its BINs and their members with sealed contacts."""
+    await create_topics(platform, env)
     ring = build.keyring(platform)
     producer = new_producer(platform)
     await producer.start()
@@ -106,6 +121,7 @@ async def seed(platform: ServiceSettings, *, zone_code: str, bins: dict[str, lis
             bins=[build.bin_snapshot(b, zone_code=zone_code) for b in bins],
             members=members,
             member_contacts=[build.contacts(m.member_id, ring=ring) for m in members],
+            prefix=env["REGISTRY_TOPIC_PREFIX"],
         )
     finally:
         await producer.stop()
@@ -124,13 +140,14 @@ async def test_cap_alert_reaches_every_channel_with_update_cancel_and_refusals(
         (unique("m"), ["app"], "en"),
     ]
     people_b = [(unique("m"), ["sms"], "nl") for _ in range(6)]
-    await seed(platform, zone_code=zone_code, bins={bin_a: people_a, bin_b: people_b})
-    await seed(platform, zone_code=other_zone, bins={foreign_bin: []})
+    await seed(platform, env, zone_code=zone_code,
+               bins={bin_a: people_a, bin_b: people_b})
+    await seed(platform, env, zone_code=other_zone, bins={foreign_bin: []})
     start_all(start_process, env)
     api = f"http://127.0.0.1:{env['HTTP_PORT']}"
     wait_http(f"{api}/readyz", timeout_s=60)
     await wait_for(lambda: members_known(env, bin_a) == 4 and members_known(env, bin_b) == 6,
-                   what="fan-out tables", timeout_s=90)
+                   what="fan-out tables", timeout_s=300)
     token = issue_token(secret=platform.jwt_secret, role="zone", scope=zone_code)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": CAP}
     with httpx.Client(base_url=api, headers=headers, timeout=10) as client:
@@ -282,12 +299,12 @@ async def test_workers_killed_mid_fan_out_leave_one_delivery_per_member_and_chan
                         for i in range(50)]
         for b in range(40)
     }
-    await seed(platform, zone_code=zone_code, bins=bins)
+    await seed(platform, env, zone_code=zone_code, bins=bins)
     procs = start_all(start_process, env)
     api = f"http://127.0.0.1:{env['HTTP_PORT']}"
     wait_http(f"{api}/readyz", timeout_s=60)
     await wait_for(lambda: zone_members_known(env, zone_code) == 2000,
-                   what="fan-out tables", timeout_s=120)
+                   what="fan-out tables", timeout_s=300)
     expected = {
         (m, c) for people in bins.values() for m, channels, _ in people for c in channels
     }
@@ -353,7 +370,7 @@ async def test_permanent_failures_fall_back_from_sms_to_voice_to_email(
         (retried, ["sms", "email"], "fr"),
         (fine, ["sms"], "nl"),
     ]
-    await seed(platform, zone_code=zone_code, bins={bin_id: people})
+    await seed(platform, env, zone_code=zone_code, bins={bin_id: people})
     start_all(start_process, env)
     api = f"http://127.0.0.1:{env['HTTP_PORT']}"
     wait_http(f"{api}/readyz", timeout_s=60)
