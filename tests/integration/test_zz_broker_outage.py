@@ -12,9 +12,12 @@ import pytest
 
 from tests.conftest import ROOT, free_port, wait_http
 
-LOCAL = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092") in (
-    "127.0.0.1:9092",
-    "localhost:9092",
+# The broker scripts/kafka.sh runs for this session: the demo's, or the tests' own
+# (scripts/test.sh sets KAFKA_PORT and KAFKA_DATA_DIR).
+PORT = os.environ.get("KAFKA_PORT", "9092")
+LOCAL = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{PORT}") in (
+    f"127.0.0.1:{PORT}",
+    f"localhost:{PORT}",
 )
 
 
