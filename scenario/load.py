@@ -71,7 +71,8 @@ class LoaderSettings(ServiceSettings):
     # Member imports in flight at once; the registry API is one process.
     import_concurrency: int = 4
     bin_concurrency: int = 8
-    wait_timeout_s: float = 900.0
+    # The registry relay drains about 130 members/s into Kafka on 2 busy cores.
+    wait_timeout_s: float = 1500.0
     alert_timeout_s: float = 300.0
     http_timeout_s: float = 60.0
     progress_every_s: float = 3.0
