@@ -42,17 +42,18 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scenario.antwerp import (  # noqa: E402
+from scenario.antwerp import (
     ACTIVE_BINS,
     CHANNEL_CHANCES,
     LANGUAGE_SHARES,
     MEMBERS,
 )
-from shared import crypto  # noqa: E402
-from shared.auth import issue_token  # noqa: E402
-from shared.catalogue import CHANNELS  # noqa: E402
-from shared.envelope import encode  # noqa: E402
-from shared.events import (  # noqa: E402
+from services.messaging.settings import MessagingSettings
+from shared import crypto
+from shared.auth import issue_token
+from shared.catalogue import CHANNELS
+from shared.envelope import encode
+from shared.events import (
     AlertText,
     BinSnapshot,
     ContactsSnapshot,
@@ -61,9 +62,8 @@ from shared.events import (  # noqa: E402
     Municipality,
     ZoneSnapshot,
 )
-from services.messaging.settings import MessagingSettings  # noqa: E402
-from shared.kafka import ensure_topics, new_producer  # noqa: E402
-from shared.settings import ServiceSettings  # noqa: E402
+from shared.kafka import ensure_topics, new_producer
+from shared.settings import ServiceSettings
 
 GOAL_P95_S = 5.0
 GOAL_ALL_S = 10.0
@@ -90,7 +90,10 @@ def start(
     with (logs / f"{name}.log").open("ab") as handle:
         return subprocess.Popen(
             [sys.executable, *profiler, "-m", "services.messaging", *role.split()],
-            cwd=ROOT, env={**os.environ, **env}, stdout=handle, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=handle,
+            stderr=subprocess.STDOUT,
         )
 
 
@@ -117,8 +120,14 @@ def population(
     bin_ids = [f"{zone}-bin-{n:04d}" for n in range(bins)]
     snapshots = [
         BinSnapshot(
-            bin_id=bin_id, zone=zone, name=f"Bench BIN {n}", kind="residential",
-            status="active", territory=[f"{NIS}A{n:03d}-"], version=1, updated_at=now,
+            bin_id=bin_id,
+            zone=zone,
+            name=f"Bench BIN {n}",
+            kind="residential",
+            status="active",
+            territory=[f"{NIS}A{n:03d}-"],
+            version=1,
+            updated_at=now,
         )
         for n, bin_id in enumerate(bin_ids)
     ]
@@ -128,11 +137,15 @@ def population(
         channels = [c for c, p in CHANNEL_CHANCES.items() if rng.random() < p]
         people.append(
             MembershipSnapshot(
-                member_id=f"{zone}-m-{n:06d}", bin_id=bin_ids[n % bins], zone=zone,
-                role="member", status="active",
+                member_id=f"{zone}-m-{n:06d}",
+                bin_id=bin_ids[n % bins],
+                zone=zone,
+                role="member",
+                status="active",
                 language=rng.choices(languages, weights)[0],  # type: ignore[arg-type]
                 channels=channels or ["email"],  # type: ignore[arg-type]
-                version=1, updated_at=now,
+                version=1,
+                updated_at=now,
             )
         )
     return snapshots, people
@@ -142,12 +155,16 @@ def addresses(member_id: str) -> dict[str, str]:
     """Made-up addresses of a benchmark member on every channel."""
     digits = member_id.rsplit("-", 1)[1].zfill(7)
     return {
-        "sms": f"+32470{digits}", "voice": f"+3232{digits}",
-        "email": f"{member_id}@bench.example", "app": f"push-{member_id}",
+        "sms": f"+32470{digits}",
+        "voice": f"+3232{digits}",
+        "email": f"{member_id}@bench.example",
+        "app": f"push-{member_id}",
     }
 
 
-async def produce_all(producer: Any, records: list[tuple[str, str, bytes | None, Any]]) -> None:
+async def produce_all(
+    producer: Any, records: list[tuple[str, str, bytes | None, Any]]
+) -> None:
     """Send (topic, key, body, headers) records, waiting for all at the end."""
     futures = []
     for topic, key, body, headers in records:
@@ -158,22 +175,44 @@ async def produce_all(producer: Any, records: list[tuple[str, str, bytes | None,
 
 
 def registry_records(
-    *, zone: ZoneSnapshot, bins: list[BinSnapshot], members: list[MembershipSnapshot],
-    ring: crypto.KeyRing, prefix: str,
+    *,
+    zone: ZoneSnapshot,
+    bins: list[BinSnapshot],
+    members: list[MembershipSnapshot],
+    ring: crypto.KeyRing,
+    prefix: str,
 ) -> list[tuple[str, str, bytes | None, Any]]:
     """The registry's snapshots of the benchmark zone as Kafka records."""
     records = [
-        (prefix + zone.TOPIC, zone.zone, *encode(zone, source=SOURCE, subject=zone.zone))
+        (
+            prefix + zone.TOPIC,
+            zone.zone,
+            *encode(zone, source=SOURCE, subject=zone.zone),
+        )
     ]
     for snapshot in bins:
-        records.append((prefix + snapshot.TOPIC, snapshot.bin_id,
-                        *encode(snapshot, source=SOURCE, subject=snapshot.bin_id)))
+        records.append(
+            (
+                prefix + snapshot.TOPIC,
+                snapshot.bin_id,
+                *encode(snapshot, source=SOURCE, subject=snapshot.bin_id),
+            )
+        )
     for member in members:
-        sealed = crypto.seal_json(ring, addresses(member.member_id), owner=member.member_id)
-        contacts = ContactsSnapshot(member_id=member.member_id, contacts=sealed, version=1)
+        sealed = crypto.seal_json(
+            ring, addresses(member.member_id), owner=member.member_id
+        )
+        contacts = ContactsSnapshot(
+            member_id=member.member_id, contacts=sealed, version=1
+        )
         for event in (member, contacts):
-            records.append((prefix + event.TOPIC, member.member_id,
-                            *encode(event, source=SOURCE, subject=member.member_id)))
+            records.append(
+                (
+                    prefix + event.TOPIC,
+                    member.member_id,
+                    *encode(event, source=SOURCE, subject=member.member_id),
+                )
+            )
     return records
 
 
@@ -183,7 +222,8 @@ async def delete_topics(settings: ServiceSettings, *, prefixes: list[str]) -> No
     await admin.start()
     try:
         names = [
-            name for name in await admin.list_topics()
+            name
+            for name in await admin.list_topics()
             if any(name.startswith(prefix) for prefix in prefixes)
         ]
         if names:
@@ -196,13 +236,23 @@ def sample_delivery(ring: crypto.KeyRing) -> tuple[bytes, bytes, Any]:
     """A delivery record as the fan-out writes it: key, body and headers."""
     member_id = "bench-m-000001"
     delivery = Delivery(
-        idempotency_key="dk1-email-" + "0" * 64, alert_id="bench-alert-" + "0" * 20,
-        member_id=member_id, bin_id="bench-bin-0001", zone="bench", channel="email",
-        fallbacks=["app"], language="nl", category="burglary", urgency="Immediate",
-        text=AlertText(headline="Inbraken in de wijk: wees waakzaam",
-                       body="Sluit ramen en deuren en meld verdachte voertuigen."),
+        idempotency_key="dk1-email-" + "0" * 64,
+        alert_id="bench-alert-" + "0" * 20,
+        member_id=member_id,
+        bin_id="bench-bin-0001",
+        zone="bench",
+        channel="email",
+        fallbacks=["app"],
+        language="nl",
+        category="burglary",
+        urgency="Immediate",
+        text=AlertText(
+            headline="Inbraken in de wijk: wees waakzaam",
+            body="Sluit ramen en deuren en meld verdachte voertuigen.",
+        ),
         address=crypto.seal_json(ring, addresses(member_id), owner=member_id),
-        expires_at=datetime.now(UTC), accepted_at=datetime.now(UTC),
+        expires_at=datetime.now(UTC),
+        accepted_at=datetime.now(UTC),
     )
     body, headers = encode(delivery, source="bench", subject=member_id)
     return member_id.encode(), body, headers
@@ -216,7 +266,9 @@ async def raw_producer_throughput(
     admin = AIOKafkaAdminClient(**settings.kafka_client_options())
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])
+        await admin.create_topics(
+            [NewTopic(topic, num_partitions=4, replication_factor=1)]
+        )
     finally:
         await admin.close()
     key, body, headers = sample_delivery(ring)
@@ -226,8 +278,11 @@ async def raw_producer_throughput(
         started = time.perf_counter()
         futures = []
         for n in range(count):
-            futures.append(await producer.send(
-                topic, value=body, key=b"%s-%d" % (key, n), headers=headers))
+            futures.append(
+                await producer.send(
+                    topic, value=body, key=b"%s-%d" % (key, n), headers=headers
+                )
+            )
         await asyncio.gather(*futures)
         seconds = time.perf_counter() - started
     finally:
@@ -307,7 +362,9 @@ def percentile(values: list[float], share: float) -> float:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Sets everything up, publishes the alert and measures it."""
     settings = ServiceSettings()
-    ring = crypto.keyring_from_settings(settings.contacts_keys, settings.contacts_active_key_id)
+    ring = crypto.keyring_from_settings(
+        settings.contacts_keys, settings.contacts_active_key_id
+    )
     run_id = uuid.uuid4().hex[:8]
     zone_code = f"bench{run_id}"
     prefix = f"bench-{run_id}."
@@ -328,30 +385,42 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "GATEWAY_STORE_DIR": str(run_dir / "gateway"),
         "GATEWAY_URL": f"http://127.0.0.1:{gateway_port}",
         "SMTP_PORT": str(smtp_port),
-        "SMS_RATE_PER_S": "0", "VOICE_RATE_PER_S": "0", "EMAIL_RATE_PER_S": "0",
+        "SMS_RATE_PER_S": "0",
+        "VOICE_RATE_PER_S": "0",
+        "EMAIL_RATE_PER_S": "0",
         "APP_RATE_PER_S": "0",
         "LOG_LEVEL": "WARNING",
     }
     zone = ZoneSnapshot(
-        zone=zone_code, name="Benchmark zone", province_nis="bench",
-        province_name="Benchmark", units=[f"{NIS}A{n:03d}-" for n in range(args.bins)],
-        municipalities=[Municipality(nis=NIS, name_nl="Benchmark")], version=1,
+        zone=zone_code,
+        name="Benchmark zone",
+        province_nis="bench",
+        province_name="Benchmark",
+        units=[f"{NIS}A{n:03d}-" for n in range(args.bins)],
+        municipalities=[Municipality(nis=NIS, name_nl="Benchmark")],
+        version=1,
     )
     bins, members = population(
         zone=zone_code, bins=args.bins, members=args.members, seed=args.seed
     )
     per_channel = expected_deliveries(members)
     total = sum(per_channel.values())
-    print(f"benchmark zone {zone_code}: {len(bins)} BINs, {len(members)} members, "
-          f"{total} deliveries {per_channel}", flush=True)
+    print(
+        f"benchmark zone {zone_code}: {len(bins)} BINs, {len(members)} members, "
+        f"{total} deliveries {per_channel}",
+        flush=True,
+    )
 
-    roles = ["gateway", "api", "relay", "fanout",
-             *(f"sender --channel {c}" for c in CHANNELS)]
+    roles = [
+        "gateway",
+        "api",
+        "relay",
+        "fanout",
+        *(f"sender --channel {c}" for c in CHANNELS),
+    ]
     if args.with_status:
         roles.append("status")
-    own = MessagingSettings(
-        messaging_topic_prefix=prefix, registry_topic_prefix=prefix
-    )
+    own = MessagingSettings(messaging_topic_prefix=prefix, registry_topic_prefix=prefix)
     await ensure_topics(settings, topics=own.prefixed_topics())
     processes = [
         start(role, env, run_dir / "logs", profile=args.profile) for role in roles
@@ -368,8 +437,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 zone=zone, bins=bins, members=members, ring=ring, prefix=prefix
             ),
         )
-        print(f"registry snapshots produced in {time.perf_counter() - started:.1f} s",
-              flush=True)
+        print(
+            f"registry snapshots produced in {time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
         wait_http(f"{env['GATEWAY_URL']}/healthz")
         api = f"http://127.0.0.1:{http_port}"
         wait_http(f"{api}/readyz", timeout_s=args.setup_timeout)
@@ -384,14 +455,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 known = httpx.get(view, timeout=5).json()["members"]
             except (httpx.HTTPError, KeyError):
                 known = 0
-        print(f"fan-out knows every member after {time.perf_counter() - started:.1f} s",
-              flush=True)
+        print(
+            f"fan-out knows every member after {time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
         # The senders' consumers must have joined before the clock starts.
         await asyncio.sleep(3)
 
         raw = await raw_producer_throughput(settings, count=total, ring=ring)
-        print(f"raw producer: {raw['records_per_s']} records/s "
-              f"({raw['record_bytes']} bytes each)", flush=True)
+        print(
+            f"raw producer: {raw['records_per_s']} records/s "
+            f"({raw['record_bytes']} bytes each)",
+            flush=True,
+        )
         await asyncio.sleep(1)
 
         delivery_topics = [prefix + Delivery.TOPIC.format(channel=c) for c in CHANNELS]
@@ -400,28 +476,42 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         token = issue_token(secret=settings.jwt_secret, role="zone", scope=zone_code)
         alert_id = f"bench-{run_id}"
         body = {
-            "alert_id": alert_id, "category": "burglary", "urgency": "Immediate",
-            "channels": list(CHANNELS), "target": {"kind": "zone"},
+            "alert_id": alert_id,
+            "category": "burglary",
+            "urgency": "Immediate",
+            "channels": list(CHANNELS),
+            "target": {"kind": "zone"},
             "texts": {
-                "nl": {"headline": "Inbraken in de wijk",
-                       "body": "Sluit ramen en deuren en meld verdachte voertuigen."},
-                "fr": {"headline": "Cambriolages dans le quartier",
-                       "body": "Fermez portes et fenetres."},
+                "nl": {
+                    "headline": "Inbraken in de wijk",
+                    "body": "Sluit ramen en deuren en meld verdachte voertuigen.",
+                },
+                "fr": {
+                    "headline": "Cambriolages dans le quartier",
+                    "body": "Fermez portes et fenetres.",
+                },
             },
         }
         posted = time.time()
         for _ in range(5):
             # The shared database sometimes stalls under load; the id makes a
             # retry safe (409 means the first attempt was stored).
-            response = httpx.post(f"{api}/v1/alerts", json=body, timeout=30,
-                                  headers={"Authorization": f"Bearer {token}"})
+            response = httpx.post(
+                f"{api}/v1/alerts",
+                json=body,
+                timeout=30,
+                headers={"Authorization": f"Bearer {token}"},
+            )
             if response.status_code < 500:
                 break
             await asyncio.sleep(2)
         if response.status_code not in (202, 409):
             raise SystemExit(f"alert refused: {response.status_code} {response.text}")
-        status = httpx.get(f"{api}/v1/alerts/{alert_id}", timeout=10,
-                           headers={"Authorization": f"Bearer {token}"}).json()
+        status = httpx.get(
+            f"{api}/v1/alerts/{alert_id}",
+            timeout=10,
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()
         accepted = datetime.fromisoformat(status["accepted_at"]).replace(tzinfo=UTC)
         accepted_s = accepted.timestamp()
 
@@ -438,8 +528,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 break
             if time.monotonic() - progress > 5:
                 progress = time.monotonic()
-                print(f"  {time.time() - accepted_s:5.1f} s: {counts['count']} of "
-                      f"{total} handed over", flush=True)
+                print(
+                    f"  {time.time() - accepted_s:5.1f} s: {counts['count']} of "
+                    f"{total} handed over",
+                    flush=True,
+                )
             await asyncio.sleep(0.2)
         after = await end_offsets(settings, delivery_topics)
         cpu = {
@@ -453,7 +546,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for line in path.read_text().splitlines():
             record = json.loads(line)
             if record.get("alert_id") == alert_id:
-                received.append(datetime.fromisoformat(record["received_at"]).timestamp())
+                received.append(
+                    datetime.fromisoformat(record["received_at"]).timestamp()
+                )
         latencies = sorted(at - accepted_s for at in received)
         last = latencies[-1] if latencies else None
         within_5 = sum(1 for value in latencies if value <= GOAL_P95_S)
@@ -475,8 +570,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             ),
             "first_handover_s": round(latencies[0], 3) if latencies else None,
             "last_handover_s": round(last, 3) if last is not None else None,
-            "handover_p50_s": round(statistics.median(latencies), 3) if latencies else None,
-            "handover_p95_s": round(percentile(latencies, 0.95), 3) if latencies else None,
+            "handover_p50_s": round(statistics.median(latencies), 3)
+            if latencies
+            else None,
+            "handover_p95_s": round(percentile(latencies, 0.95), 3)
+            if latencies
+            else None,
             "handed_over_within_5s_share": round(within_5 / total, 4),
             "deliveries_per_s": round(len(received) / last) if last else None,
             "raw_producer": raw,
@@ -484,8 +583,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "load_average_1m": round(os.getloadavg()[0], 2),
             "goal": {"p95_within_s": GOAL_P95_S, "all_within_s": GOAL_ALL_S},
             "goal_met": bool(
-                latencies and len(received) == total
-                and percentile(latencies, 0.95) <= GOAL_P95_S and last <= GOAL_ALL_S
+                latencies
+                and len(received) == total
+                and percentile(latencies, 0.95) <= GOAL_P95_S
+                and last <= GOAL_ALL_S
             ),
             "status_role_running": args.with_status,
         }
@@ -511,13 +612,22 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait")
     parser.add_argument("--setup-timeout", type=float, default=600)
-    parser.add_argument("--with-status", action="store_true",
-                        help="also run the status board role during the run")
-    parser.add_argument("--keep", action="store_true",
-                        help="leave the benchmark's own topics in place")
-    parser.add_argument("--profile", action="store_true",
-                        help="run every role under cProfile, next to its log")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "fanout.json")
+    parser.add_argument(
+        "--with-status",
+        action="store_true",
+        help="also run the status board role during the run",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="leave the benchmark's own topics in place"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="run every role under cProfile, next to its log",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "bench-results" / "fanout.json"
+    )
     args = parser.parse_args()
     results = asyncio.run(run(args))
     for name, value in results.items():

@@ -44,6 +44,31 @@ def _ensure_prefixed_topics(settings: MessagingSettings) -> None:
         asyncio.run(ensure_topics(settings, topics=topics))
 
 
+def _ensure_repartition_topics(settings: MessagingSettings) -> None:
+    """Create the fan-out's re-keying topics before its agents subscribe to them.
+
+    Faust declares them itself, but on a busy broker its consumer can subscribe
+    before the new topic shows in the metadata; it then ignores the topic for
+    good and the tables behind it stay empty.
+    """
+    from dataclasses import replace
+
+    from shared import catalogue
+    from shared.events import AlertForBin
+    from shared.kafka import ensure_topics
+
+    template = catalogue.topic(AlertForBin.TOPIC)
+    topics = [
+        replace(
+            template,
+            name=f"{settings.faust_app_id}-{name}",
+            partitions=settings.fanout_partitions,
+        )
+        for name in ("members-by-bin", "bins-by-zone")
+    ]
+    asyncio.run(ensure_topics(settings, topics=topics))
+
+
 def _with_topics(
     role: Callable[..., None], settings: MessagingSettings
 ) -> Callable[..., None]:
@@ -88,8 +113,11 @@ def relay() -> None:
         await producer.start()
         try:
             await outbox.run_relay(
-                producer, database(client, settings), collections=alert_collections,
-                source="messaging", stop=stop,
+                producer,
+                database(client, settings),
+                collections=alert_collections,
+                source="messaging",
+                stop=stop,
             )
         finally:
             await producer.stop()
@@ -106,6 +134,7 @@ def fanout() -> None:
 
     settings = get_settings()
     telemetry.stop_tracing_each_record()
+    _ensure_repartition_topics(settings)
     app = build_app(settings)
     Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
 
@@ -154,8 +183,12 @@ def status() -> None:
 
         try:
             await replay_and_follow(
-                settings, topics=[settings.topic(DeliveryStatus.TOPIC)], apply=boards.apply, stop=stop,
-                caught_up=asyncio.Event(), on_idle=flush_now_and_then,
+                settings,
+                topics=[settings.topic(DeliveryStatus.TOPIC)],
+                apply=boards.apply,
+                stop=stop,
+                caught_up=asyncio.Event(),
+                on_idle=flush_now_and_then,
             )
             await boards.flush()
         finally:
@@ -172,8 +205,10 @@ def gateway() -> None:
 
     async def work(stop: asyncio.Event) -> None:
         await run_gateway(
-            host=settings.gateway_host, http_port=settings.gateway_http_port,
-            smtp_port=settings.gateway_smtp_port, directory=settings.gateway_store_dir,
+            host=settings.gateway_host,
+            http_port=settings.gateway_http_port,
+            smtp_port=settings.gateway_smtp_port,
+            directory=settings.gateway_store_dir,
             stop=stop,
         )
 
@@ -181,13 +216,20 @@ def gateway() -> None:
 
 
 if __name__ == "__main__":
-    roles = {"api": api, "relay": relay, "fanout": fanout, "sender": sender,
-             "status": status}
+    roles = {
+        "api": api,
+        "relay": relay,
+        "fanout": fanout,
+        "sender": sender,
+        "status": status,
+    }
     main(
         service="messaging",
         settings=get_settings(),
         roles={
-            **{name: _with_topics(role, get_settings()) for name, role in roles.items()},
+            **{
+                name: _with_topics(role, get_settings()) for name, role in roles.items()
+            },
             "gateway": gateway,
         },
     )

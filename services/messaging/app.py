@@ -51,7 +51,9 @@ class AlertIn(BaseModel):
     urgency: str = "Expected"
     severity: str = "Moderate"
     texts: dict[Language, AlertText] = Field(min_length=1)
-    channels: list[Channel] = Field(default_factory=lambda: ["sms", "email", "voice", "app"])
+    channels: list[Channel] = Field(
+        default_factory=lambda: ["sms", "email", "voice", "app"]
+    )
     target: AlertTarget = AlertTarget(kind="zone")
     expires_at: datetime | None = None
 
@@ -87,7 +89,7 @@ async def registry_problem() -> str:
 
 app = create_app(
     title="BIN messaging",
-    description="Police zones publish alerts (JSON or CAP 1.2) and follow every delivery.",
+    description="Police zones publish alerts (JSON or CAP 1.2) and follow deliveries.",
     checks=[runtime.kafka_problem, runtime.database_problem, registry_problem],
     lifespan=lifespan,
 )
@@ -174,7 +176,7 @@ def _status_url(request: Request, alert_id: str) -> str:
 
 @app.post("/v1/alerts", status_code=202)
 async def publish_alert(request: Request) -> JSONResponse:
-    """Accepts an alert, update or cancel (JSON or CAP 1.2) and queues it for fan-out."""
+    """Accepts an alert, update or cancel (JSON or CAP 1.2) and queues it."""
     principal = principal_from(request, secret=settings.jwt_secret)
     event = await _read_alert(request, principal)
     db = runtime.db
@@ -202,7 +204,9 @@ async def publish_alert(request: Request) -> JSONResponse:
         if original["state"] == "cancelled":
             raise Problem(409, "Alert cancelled", f"Alert {target_id} was cancelled.")
         if not await store.revise_alert_with_outbox(
-            db, original_id=target_id, event=event,
+            db,
+            original_id=target_id,
+            event=event,
             topic=settings.topic(AlertAccepted.TOPIC),
         ):
             raise Problem(409, "Alert cancelled", f"Alert {target_id} was cancelled.")

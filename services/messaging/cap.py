@@ -44,8 +44,18 @@ ACTIONS = {"Alert": "alert", "Update": "update", "Cancel": "cancel"}
 EVENT_STEMS: tuple[tuple[AlertCategory, tuple[str, ...]], ...] = (
     (
         "missing_person",
-        ("vermist", "vermiss", "ontvoer", "disparu", "disparition", "enlève",
-         "enlev", "entführ", "missing", "abduct"),
+        (
+            "vermist",
+            "vermiss",
+            "ontvoer",
+            "disparu",
+            "disparition",
+            "enlève",
+            "enlev",
+            "entführ",
+            "missing",
+            "abduct",
+        ),
     ),
     (
         "drug_related",
@@ -53,13 +63,20 @@ EVENT_STEMS: tuple[tuple[AlertCategory, tuple[str, ...]], ...] = (
     ),
     (
         "fraud_wave",
-        ("phishing", "smishing", "fraud", "oplicht", "escroq", "arnaque",
-         "betrug", "scam"),
+        (
+            "phishing",
+            "smishing",
+            "fraud",
+            "oplicht",
+            "escroq",
+            "arnaque",
+            "betrug",
+            "scam",
+        ),
     ),
     (
         "burglary",
-        ("inbra", "inbrek", "cambriol", "einbruch", "einbrech", "burglar",
-         "break-in"),
+        ("inbra", "inbrek", "cambriol", "einbruch", "einbrech", "burglar", "break-in"),
     ),
     (
         "suspicious_behaviour",
@@ -265,7 +282,8 @@ def parse_references(value: str | None) -> list[str]:
 def _info_text(info: etree._Element) -> AlertText:
     headline = _text(info, "headline") or _text(info, "event") or ""
     paragraphs = [
-        part for part in (_text(info, "description"), _text(info, "instruction"))
+        part
+        for part in (_text(info, "description"), _text(info, "instruction"))
         if part
     ]
     return AlertText(headline=headline, body="\n\n".join(paragraphs) or headline)

@@ -88,7 +88,11 @@ async def _apply_one(record: object, *, apply: Apply) -> None:
         # The owning consumer group dead-letters these; a view only skips them.
         log.warning(
             "skipping undecodable record",
-            extra={"topic": record.topic, "offset": record.offset, "reason": str(error)},
+            extra={
+                "topic": record.topic,
+                "offset": record.offset,
+                "reason": str(error),
+            },
         )
         return
     result = apply(received)
@@ -118,8 +122,10 @@ class RegistryView:
                 active=event.status == "active",
                 municipalities=domain.municipalities_of(event.territory),
             )
-        elif event is None and received.key and received.envelope.type == (
-            BinSnapshot.EVENT_TYPE
+        elif (
+            event is None
+            and received.key
+            and received.envelope.type == (BinSnapshot.EVENT_TYPE)
         ):
             self.bins.pop(received.key, None)
 

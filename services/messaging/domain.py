@@ -359,10 +359,14 @@ def target_problems(
         return [f"a {kind} target needs at least one value"]
     allowed = set(zone_municipalities if kind == "municipalities" else zone_bins)
     what = "municipality" if kind == "municipalities" else "BIN"
-    return [f"{what} {value} is not in the zone" for value in values if value not in allowed]
+    return [
+        f"{what} {value} is not in the zone" for value in values if value not in allowed
+    ]
 
 
-def resolve_bins(*, kind: str, values: Iterable[str], bins: Iterable[BinInfo]) -> list[str]:
+def resolve_bins(
+    *, kind: str, values: Iterable[str], bins: Iterable[BinInfo]
+) -> list[str]:
     """Return the active BINs an alert's target reaches, sorted."""
     wanted = set(values)
     chosen = []
@@ -416,13 +420,21 @@ def plan_member(
         )
         for channel in channels
     }
-    language = choose_language(member_language=member_language, available=alert_languages)
+    language = choose_language(
+        member_language=member_language, available=alert_languages
+    )
     return MemberPlan(language=language, channels=channels, fallbacks=fallbacks)
 
 
 # --- Status --------------------------------------------------------------------
 
-STATUS_RANK = {"pending": 0, "handed_over": 2, "failed": 2, "gave_up": 2, "cancelled": 1}
+STATUS_RANK = {
+    "pending": 0,
+    "handed_over": 2,
+    "failed": 2,
+    "gave_up": 2,
+    "cancelled": 1,
+}
 COUNTED_AS = {
     "pending": "pending",
     "handed_over": "handed_over",
@@ -472,7 +484,7 @@ class AlertBoard:
         return True
 
     def summary(self) -> dict[str, object]:
-        """Counts per channel and status, times, and failure reasons without addresses."""
+        """Counts per channel and status, times, and failure reasons; no addresses."""
         by_channel: dict[str, dict[str, int]] = {}
         failures: dict[tuple[str, str], int] = {}
         for (_, channel), (status, reason) in self.deliveries.items():
@@ -526,7 +538,7 @@ def apply_alert_action(
     references: str | None,
     texts: dict[str, AlertText],
 ) -> str | None:
-    """Fold one accepted alert, update or cancel into the states; return the id changed."""
+    """Fold one accepted alert, update or cancel into the states; the id changed."""
     if action == "alert":
         states.setdefault(alert_id, AlertState(texts=dict(texts)))
         return alert_id

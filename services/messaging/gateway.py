@@ -118,15 +118,25 @@ def http_app(gateway: GatewayStore) -> web.Application:
         for item in items:
             key, to = item.get("idempotency_key"), item.get("to")
             if not key or not to:
-                results.append({"idempotency_key": key, "status": "rejected",
-                                "reason": "idempotency_key and to are required"})
+                results.append(
+                    {
+                        "idempotency_key": key,
+                        "status": "rejected",
+                        "reason": "idempotency_key and to are required",
+                    }
+                )
                 continue
             failure = gateway.failure_for(to)
             if failure is not None:
                 gateway.attempts[key] = gateway.attempts.get(key, 0) + 1
                 status = "rejected" if failure == "permanent" else "retry"
-                results.append({"idempotency_key": key, "status": status,
-                                "reason": f"recipient {failure}ly unreachable"})
+                results.append(
+                    {
+                        "idempotency_key": key,
+                        "status": status,
+                        "reason": f"recipient {failure}ly unreachable",
+                    }
+                )
                 continue
             record = {**item, "channel": HTTP_CHANNELS[kind]}
             results.append({"idempotency_key": key, "status": gateway.accept(record)})
@@ -157,7 +167,9 @@ def http_app(gateway: GatewayStore) -> web.Application:
         """Makes the gateway and the SMTP server fail for one recipient."""
         body = await request.json()
         if body.get("mode") not in ("temporary", "permanent"):
-            return web.json_response({"error": "mode is temporary or permanent"}, status=400)
+            return web.json_response(
+                {"error": "mode is temporary or permanent"}, status=400
+            )
         gateway.failures[body["to"]] = FailureRule(body["mode"], body.get("times"))
         return web.json_response({"ok": True})
 
@@ -178,7 +190,11 @@ class MailHandler:
         self.gateway = gateway
 
     async def handle_EHLO(
-        self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
         responses: list[str],
     ) -> list[str]:
         """Offers PIPELINING: aiosmtpd answers queued commands one by one, in order."""
@@ -186,7 +202,11 @@ class MailHandler:
         return [*responses[:-1], "250-PIPELINING", responses[-1]]
 
     async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str,
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
         rcpt_options: list[str],
     ) -> str:
         """Refuses recipients that a failure rule covers."""
@@ -198,7 +218,9 @@ class MailHandler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+    async def handle_DATA(
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
         """Stores the message for every recipient, once per idempotency key."""
         # compat32 parses a plain message several times faster than the default
         # policy, which builds a rich object for every header.
@@ -208,10 +230,14 @@ class MailHandler:
         for rcpt in envelope.rcpt_tos:
             self.gateway.accept(
                 {
-                    "idempotency_key": key if len(envelope.rcpt_tos) == 1 else f"{key}/{rcpt}",
+                    "idempotency_key": key
+                    if len(envelope.rcpt_tos) == 1
+                    else f"{key}/{rcpt}",
                     "channel": "email",
                     "to": rcpt,
-                    "subject": str(make_header(decode_header(message.get("Subject", "")))),
+                    "subject": str(
+                        make_header(decode_header(message.get("Subject", "")))
+                    ),
                     "text": text,
                     "message_id": str(message.get("Message-ID", "")),
                     "alert_id": str(message.get("X-Alert-Id", "")),
@@ -243,8 +269,11 @@ async def run_gateway(
     await site.start()
     loop = asyncio.get_running_loop()
     smtp = await loop.create_server(
-        lambda: SMTP(MailHandler(gateway), hostname="bin-gateway.local",
-                     data_size_limit=1024 * 1024),
+        lambda: SMTP(
+            MailHandler(gateway),
+            hostname="bin-gateway.local",
+            data_size_limit=1024 * 1024,
+        ),
         host=host,
         port=smtp_port,
     )

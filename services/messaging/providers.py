@@ -127,7 +127,10 @@ class SmtpConnection:
     """
 
     def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout_s: float
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        timeout_s: float,
     ) -> None:
         self.reader, self.writer, self.timeout_s = reader, writer, timeout_s
         self.pipelining = False
@@ -205,7 +208,7 @@ class SmtpConnection:
         try:
             self.writer.write(b"QUIT\r\n")
             await asyncio.wait_for(self.reply(), 1)
-        except (OSError, ConnectionError, asyncio.TimeoutError, ValueError):
+        except (TimeoutError, OSError, ConnectionError, ValueError):
             pass
         self.writer.close()
 
@@ -218,7 +221,12 @@ class SmtpProvider:
     def __init__(
         self, *, host: str, port: int, sender: str, connections: int, timeout_s: float
     ) -> None:
-        self.host, self.port, self.sender, self.timeout_s = host, port, sender, timeout_s
+        self.host, self.port, self.sender, self.timeout_s = (
+            host,
+            port,
+            sender,
+            timeout_s,
+        )
         self.connections = connections
         self.idle: list[SmtpConnection] = []
         self.slots = asyncio.Semaphore(connections)
@@ -281,7 +289,7 @@ class SmtpProvider:
                     outcomes.append(Outcome(message.key, "handed_over"))
                 except SmtpError as error:
                     outcomes.append(_smtp_outcome(message.key, error.code, error.what))
-                except (OSError, ConnectionError, asyncio.TimeoutError, ValueError) as error:
+                except (TimeoutError, OSError, ConnectionError, ValueError) as error:
                     if connection is not None:
                         await connection.close()
                     connection = None
@@ -309,7 +317,9 @@ class SmtpProvider:
 
 
 def _smtp_outcome(key: str, code: int, what: str) -> Outcome:
-    result: Literal["temporary", "permanent"] = "permanent" if code >= 500 else "temporary"
+    result: Literal["temporary", "permanent"] = (
+        "permanent" if code >= 500 else "temporary"
+    )
     return Outcome(key, result, f"{what} ({code})")
 
 

@@ -11,9 +11,9 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 
 from services.messaging import domain, store, telemetry
 from services.messaging.consumers import AlertStates, replay_and_follow
@@ -30,7 +30,11 @@ SOURCE = "messaging.sender"
 
 
 def status_event(
-    delivery: Delivery, *, status: str, attempt: int = 0, reason: str | None = None,
+    delivery: Delivery,
+    *,
+    status: str,
+    attempt: int = 0,
+    reason: str | None = None,
     segments: int | None = None,
 ) -> DeliveryStatus:
     """The status report of one delivery."""
@@ -72,26 +76,43 @@ class Sender:
         keyring: crypto.KeyRing,
     ) -> None:
         self.settings, self.channel, self.provider = settings, channel, provider
-        self.producer, self.db, self.alerts, self.keyring = producer, db, alerts, keyring
+        self.producer, self.db, self.alerts, self.keyring = (
+            producer,
+            db,
+            alerts,
+            keyring,
+        )
         rate = settings.rate_per_s(channel)
         self.pacer = domain.Pacer(rate, burst=max(1.0, rate / 10)) if rate > 0 else None
-        self.backoff = domain.Backoff(base_s=settings.retry_base_s, cap_s=settings.retry_cap_s)
+        self.backoff = domain.Backoff(
+            base_s=settings.retry_base_s, cap_s=settings.retry_cap_s
+        )
         self.batch = settings.provider_batch_size
         if channel == "voice":
             self.batch = min(self.batch, settings.voice_max_concurrent_calls)
         self.in_flight = asyncio.Semaphore(
             max(1, settings.voice_max_concurrent_calls // self.batch)
-            if channel == "voice" else 4
+            if channel == "voice"
+            else 4
         )
         self.pending_sends: list[asyncio.Future[object]] = []
         self.status_topic = settings.topic(DeliveryStatus.TOPIC)
-        self.rendered: dict[tuple[str, ...], tuple[str | None, str, int | None, str | None]]
+        self.rendered: dict[
+            tuple[str, ...], tuple[str | None, str, int | None, str | None]
+        ]
         self.rendered = {}
+        self.sent: set[str] = set()
 
     async def _publish(self, topic: str, *, key: str, event: object) -> None:
-        body, headers = encode(event, source=SOURCE, subject=key)  # type: ignore[arg-type]
+        body, headers = encode(
+            event,  # type: ignore[arg-type]
+            source=SOURCE,
+            subject=key,
+        )
         self.pending_sends.append(
-            await self.producer.send(topic, value=body, key=key.encode(), headers=headers)
+            await self.producer.send(
+                topic, value=body, key=key.encode(), headers=headers
+            )
         )
 
     async def report(self, delivery: Delivery, **fields: object) -> None:
@@ -102,12 +123,9 @@ class Sender:
 
     async def handle_batch(self, deliveries: list[Delivery]) -> None:
         """Send a batch: skip finished keys, send the rest, report, then record."""
-        done = await store.find_sent_keys(
-            self.db, channel=self.channel, keys=[d.idempotency_key for d in deliveries]
-        )
         todo: dict[str, Delivery] = {}
         for delivery in deliveries:
-            if delivery.idempotency_key not in done:
+            if delivery.idempotency_key not in self.sent:
                 todo[delivery.idempotency_key] = delivery
         items = list(todo.values())
         chunks = [items[i : i + self.batch] for i in range(0, len(items), self.batch)]
@@ -119,6 +137,22 @@ class Sender:
         await asyncio.gather(*sends)
         await store.record_sent_keys(
             self.db, channel=self.channel, keys=finished, at=datetime.now(UTC)
+        )
+        self.sent.update(finished)
+
+    async def load_sent_keys(self) -> None:
+        """Read the keys finished within the longest validity of an alert.
+
+        FerretDB answers a query on many ids by scanning the whole collection,
+        so the sender asks once, when it gets partitions, and then keeps the keys
+        in memory; an older delivery has expired and is not sent anyway.
+        """
+        since = datetime.now(UTC) - timedelta(seconds=self.settings.sent_keys_window_s)
+        self.sent = await store.load_sent_keys(
+            self.db, channel=self.channel, since=since
+        )
+        log.info(
+            "sent keys loaded", extra={"channel": self.channel, "count": len(self.sent)}
         )
 
     async def _prepare(self, delivery: Delivery) -> Prepared | None:
@@ -148,12 +182,19 @@ class Sender:
             await self._fail(delivery, contacts or {}, reason="no address for channel")
             return None
         subject, body, segments, encoding = self._render(
-            text, category=delivery.category, urgency=delivery.urgency,
+            text,
+            category=delivery.category,
+            urgency=delivery.urgency,
             language=delivery.language,
         )
         message = Outbound(
-            key=delivery.idempotency_key, alert_id=delivery.alert_id, to=address,
-            subject=subject, text=body, segments=segments, encoding=encoding,
+            key=delivery.idempotency_key,
+            alert_id=delivery.alert_id,
+            to=address,
+            subject=subject,
+            text=body,
+            segments=segments,
+            encoding=encoding,
         )
         return Prepared(delivery=delivery, message=message, contacts=contacts)
 
@@ -165,8 +206,12 @@ class Sender:
         rendered = self.rendered.get(key)
         if rendered is None:
             subject, body = domain.render_text(
-                channel=self.channel, text=text, category=category, urgency=urgency,
-                language=language, sms_max_segments=self.settings.sms_max_segments,
+                channel=self.channel,
+                text=text,
+                category=category,
+                urgency=urgency,
+                language=language,
+                sms_max_segments=self.settings.sms_max_segments,
             )
             segments = encoding = None
             if self.channel == "sms":
@@ -211,32 +256,46 @@ class Sender:
                         seconds=(now - delivery.accepted_at).total_seconds(),
                     )
                     await self.report(
-                        delivery, status="handed_over", attempt=attempt,
+                        delivery,
+                        status="handed_over",
+                        attempt=attempt,
                         segments=prepared.message.segments,
                     )
                     finished.append(delivery.idempotency_key)
                 elif outcome.result == "permanent":
                     await self._fail(
-                        delivery, prepared.contacts, reason=outcome.reason or "refused",
+                        delivery,
+                        prepared.contacts,
+                        reason=outcome.reason or "refused",
                         attempt=attempt,
                     )
                     finished.append(delivery.idempotency_key)
                 elif domain.should_give_up(
-                    first_attempt_at=first_at, now=datetime.now(UTC),
+                    first_attempt_at=first_at,
+                    now=datetime.now(UTC),
                     give_up_after_s=self.settings.give_up_after_s,
                 ):
                     log.warning(
                         "GAVE UP delivery kept failing",
-                        extra={"alert_id": delivery.alert_id, "channel": self.channel,
-                               "attempt": attempt},
+                        extra={
+                            "alert_id": delivery.alert_id,
+                            "channel": self.channel,
+                            "attempt": attempt,
+                        },
                     )
                     await self.report(
-                        delivery, status="gave_up", attempt=attempt, reason=outcome.reason
+                        delivery,
+                        status="gave_up",
+                        attempt=attempt,
+                        reason=outcome.reason,
                     )
                     finished.append(delivery.idempotency_key)
                 else:
                     await self.report(
-                        delivery, status="pending", attempt=attempt, reason=outcome.reason
+                        delivery,
+                        status="pending",
+                        attempt=attempt,
+                        reason=outcome.reason,
                     )
                     retry.append(prepared)
             chunk = retry
@@ -244,8 +303,12 @@ class Sender:
                 delay = self.backoff.delay(attempt)
                 log.info(
                     "RETRY temporary failures after back-off",
-                    extra={"channel": self.channel, "count": len(chunk),
-                           "attempt": attempt, "seconds": round(delay, 2)},
+                    extra={
+                        "channel": self.channel,
+                        "count": len(chunk),
+                        "attempt": attempt,
+                        "seconds": round(delay, 2),
+                    },
                 )
                 await asyncio.sleep(delay)
         return finished
@@ -263,7 +326,8 @@ class Sender:
                 "channel": channel,
                 "fallbacks": rest,
                 "idempotency_key": domain.delivery_key(
-                    alert_id=delivery.alert_id, member_id=delivery.member_id,
+                    alert_id=delivery.alert_id,
+                    member_id=delivery.member_id,
                     channel=channel,
                 ),
             }
@@ -273,13 +337,32 @@ class Sender:
             extra={"alert_id": delivery.alert_id, "channel": channel},
         )
         await self._publish(
-            self.settings.delivery_topic(channel), key=delivery.member_id,
+            self.settings.delivery_topic(channel),
+            key=delivery.member_id,
             event=fallback,
         )
-        await self.report(fallback, status="pending", reason=f"fallback from {self.channel}")
+        await self.report(
+            fallback, status="pending", reason=f"fallback from {self.channel}"
+        )
 
 
-async def run_sender(settings: MessagingSettings, *, channel: str, stop: asyncio.Event) -> None:
+class ReloadSentKeys(ConsumerRebalanceListener):
+    """Reloads the sent keys whenever partitions, and with them keys, change hands."""
+
+    def __init__(self, sender: Sender) -> None:
+        self.sender = sender
+
+    async def on_partitions_revoked(self, revoked: object) -> None:
+        """Nothing to do: the keys of a finished batch are already stored."""
+
+    async def on_partitions_assigned(self, assigned: object) -> None:
+        """Read the finished keys again before the first batch of the new owner."""
+        await self.sender.load_sent_keys()
+
+
+async def run_sender(
+    settings: MessagingSettings, *, channel: str, stop: asyncio.Event
+) -> None:
     """Consume one channel's deliveries until `stop` is set."""
     keyring = crypto.keyring_from_settings(
         settings.contacts_keys, settings.contacts_active_key_id
@@ -287,25 +370,35 @@ async def run_sender(settings: MessagingSettings, *, channel: str, stop: asyncio
     client = new_client(settings)
     db = database(client, settings)
     producer = AIOKafkaProducer(
-        **settings.kafka_client_options(), enable_idempotence=True, acks="all",
-        linger_ms=5, max_batch_size=512 * 1024,
+        **settings.kafka_client_options(),
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=5,
+        max_batch_size=512 * 1024,
     )
     await producer.start()
     alerts = AlertStates()
     follower = asyncio.create_task(
         replay_and_follow(
-            settings, topics=[settings.topic(AlertAccepted.TOPIC)], apply=alerts.apply, stop=stop,
+            settings,
+            topics=[settings.topic(AlertAccepted.TOPIC)],
+            apply=alerts.apply,
+            stop=stop,
             caught_up=alerts.caught_up,
         )
     )
     provider = provider_for(channel, settings=settings)
     sender = Sender(
-        settings=settings, channel=channel, provider=provider, producer=producer,
-        db=db, alerts=alerts, keyring=keyring,
+        settings=settings,
+        channel=channel,
+        provider=provider,
+        producer=producer,
+        db=db,
+        alerts=alerts,
+        keyring=keyring,
     )
     group = f"{settings.sender_group_prefix}-{channel}"
     consumer = AIOKafkaConsumer(
-        settings.delivery_topic(channel),
         **settings.kafka_client_options(),
         group_id=group,
         enable_auto_commit=False,
@@ -315,6 +408,9 @@ async def run_sender(settings: MessagingSettings, *, channel: str, stop: asyncio
     try:
         # Cancellations must be known before the first delivery goes out.
         await alerts.caught_up.wait()
+        consumer.subscribe(
+            [settings.delivery_topic(channel)], listener=ReloadSentKeys(sender)
+        )
         await consumer.start()
         log.info("sender ready", extra={"channel": channel})
         while not stop.is_set():

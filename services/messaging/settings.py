@@ -68,6 +68,9 @@ class MessagingSettings(ServiceSettings):
     retry_base_s: float = 1.0
     retry_cap_s: float = 60.0
     give_up_after_s: float = 900.0
+    # How far back a sender remembers the keys it handed over: the longest an
+    # alert stays valid, after which its deliveries are not sent anyway.
+    sent_keys_window_s: float = 7 * 24 * 3600.0
     provider_timeout_s: float = 10.0
     sms_max_segments: int = 3
 

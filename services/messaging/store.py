@@ -35,7 +35,7 @@ def alert_document(event: AlertAccepted) -> dict[str, Any]:
 async def insert_alert_with_outbox(
     db: AsyncDatabase, *, event: AlertAccepted, topic: str
 ) -> None:
-    """Store a new alert with its event for `topic` in one write; AlertExists if reused."""
+    """Store a new alert and its event for `topic` at once; AlertExists if reused."""
     entries = [outbox.entry(topic=topic, key=event.zone, event=event)]
     try:
         await db[ALERTS].insert_one(outbox.with_outbox(alert_document(event), entries))
@@ -98,16 +98,12 @@ def sent_collection(channel: str) -> str:
     return f"sent_{channel}"
 
 
-async def find_sent_keys(
-    db: AsyncDatabase, *, channel: str, keys: list[str]
+async def load_sent_keys(
+    db: AsyncDatabase, *, channel: str, since: datetime
 ) -> set[str]:
-    """Which of these idempotency keys were already handed over."""
-    found: set[str] = set()
-    for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
-        cursor = db[sent_collection(channel)].find({"_id": {"$in": chunk}}, {"_id": 1})
-        found.update([doc["_id"] async for doc in cursor])
-    return found
+    """The idempotency keys handed over since a moment."""
+    cursor = db[sent_collection(channel)].find({"at": {"$gte": since}}, {"_id": 1})
+    return {doc["_id"] async for doc in cursor}
 
 
 async def record_sent_keys(

@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaProducer
 
 from services.messaging import domain, telemetry
 from services.messaging.settings import MessagingSettings
+from shared.envelope import Received, encode, utcnow
 from shared.events import (
     AlertAccepted,
     AlertForBin,
@@ -35,7 +36,6 @@ from shared.events import (
     MembershipSnapshot,
     Sealed,
 )
-from shared.envelope import Received, encode, utcnow
 from shared.streams import create_faust_app, dead_letter, decode_or_dead_letter
 
 log = logging.getLogger("bin.messaging.fanout")
@@ -45,22 +45,31 @@ SOURCE = "messaging.fanout"
 def _raw(app: faust.App, *names: str, **options: Any) -> faust.TopicT:
     # shared.streams.raw_topic takes one name; one agent here reads two topics.
     return app.topic(
-        *names, key_type=bytes, value_type=bytes, key_serializer="raw",
-        value_serializer="raw", **options,
+        *names,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        **options,
     )
 
 
 def _internal(app: faust.App, name: str, partitions: int) -> faust.TopicT:
     return app.topic(
-        f"{app.conf.id}-{name}", key_type=str, key_serializer="raw",
-        value_serializer="json", partitions=partitions, internal=True,
+        f"{app.conf.id}-{name}",
+        key_type=str,
+        key_serializer="raw",
+        value_serializer="json",
+        partitions=partitions,
+        internal=True,
     )
 
 
 def build_app(settings: MessagingSettings) -> faust.App:
     """The fan-out Faust app with its tables and agents."""
     app = create_faust_app(
-        app_id=settings.faust_app_id, settings=settings,
+        app_id=settings.faust_app_id,
+        settings=settings,
         web_port=settings.faust_web_port,
         datadir=settings.faust_datadir / settings.faust_app_id,
         broker_session_timeout=settings.fanout_session_timeout_s,
@@ -68,7 +77,8 @@ def build_app(settings: MessagingSettings) -> faust.App:
     )
     partitions = settings.fanout_partitions
     members_in = _raw(
-        app, settings.registry_topic(MembershipSnapshot.TOPIC),
+        app,
+        settings.registry_topic(MembershipSnapshot.TOPIC),
         settings.registry_topic(ContactsSnapshot.TOPIC),
     )
     bins_in = _raw(app, settings.registry_topic(BinSnapshot.TOPIC))
@@ -99,8 +109,11 @@ def build_app(settings: MessagingSettings) -> faust.App:
     async def producer() -> AIOKafkaProducer:
         if not producer_box:
             started = AIOKafkaProducer(
-                **settings.kafka_client_options(), enable_idempotence=True, acks="all",
-                linger_ms=10, max_batch_size=1024 * 1024,
+                **settings.kafka_client_options(),
+                enable_idempotence=True,
+                acks="all",
+                linger_ms=10,
+                max_batch_size=1024 * 1024,
             )
             await started.start()
             producer_box.append(started)
@@ -113,7 +126,9 @@ def build_app(settings: MessagingSettings) -> faust.App:
         # partition of the event being processed and a batch has many; rebuilding
         # from large registry topics therefore takes minutes.
         async for event in stream.events():
-            received = await decode_or_dead_letter(app, event, consumer="fanout-members")
+            received = await decode_or_dead_letter(
+                app, event, consumer="fanout-members"
+            )
             if received is None or not received.key:
                 continue
             for bin_id, change in member_changes(received):
@@ -129,8 +144,11 @@ def build_app(settings: MessagingSettings) -> faust.App:
             if body.version < state.get("version", -1):
                 return []
             state.update(
-                bin=body.bin_id, status=body.status, language=body.language,
-                channels=list(body.channels), version=body.version,
+                bin=body.bin_id,
+                status=body.status,
+                language=body.language,
+                channels=list(body.channels),
+                version=body.version,
             )
         elif isinstance(body, ContactsSnapshot):
             state["contacts"] = body.contacts.model_dump()
@@ -141,14 +159,16 @@ def build_app(settings: MessagingSettings) -> faust.App:
         member_state[member_id] = state
         changes = []
         if old_bin and old_bin != state.get("bin"):
-            changes.append((old_bin, {"member": member_id, "bin": old_bin, "drop": True}))
+            changes.append(
+                (old_bin, {"member": member_id, "bin": old_bin, "drop": True})
+            )
         if state.get("bin"):
             changes.append((state["bin"], {"member": member_id, **state}))
         return changes
 
     @app.agent(members_by_bin, name="bin-members")
     async def bin_member_changes(stream: faust.StreamT) -> None:
-        """Keeps each BIN's active members with language, channels and sealed contacts."""
+        """Keeps each BIN's active members: language, channels and sealed contacts."""
         async for change in stream:
             bin_id, member_id = change["bin"], change["member"]
             key = f"{bin_id}/{member_id}"
@@ -188,8 +208,12 @@ def build_app(settings: MessagingSettings) -> faust.App:
                 await bins_by_zone.send(
                     key=body.zone,
                     value={
-                        "bin": bin_id, "zone": body.zone, "active": body.status == "active",
-                        "municipalities": sorted(domain.municipalities_of(body.territory)),
+                        "bin": bin_id,
+                        "zone": body.zone,
+                        "active": body.status == "active",
+                        "municipalities": sorted(
+                            domain.municipalities_of(body.territory)
+                        ),
                     },
                 )
             elif old_zone is not None:
@@ -205,7 +229,8 @@ def build_app(settings: MessagingSettings) -> faust.App:
                 current.pop(change["bin"], None)
             else:
                 current[change["bin"]] = {
-                    "active": change["active"], "municipalities": change["municipalities"]
+                    "active": change["active"],
+                    "municipalities": change["municipalities"],
                 }
             zone_bins[zone] = current
 
@@ -230,7 +255,9 @@ def build_app(settings: MessagingSettings) -> faust.App:
                 values=alert.target.values,
                 bins=[
                     domain.BinInfo(
-                        bin_id=bin_id, zone=alert.zone, active=info["active"],
+                        bin_id=bin_id,
+                        zone=alert.zone,
+                        active=info["active"],
                         municipalities=frozenset(info["municipalities"]),
                     )
                     for bin_id, info in known.items()
@@ -240,25 +267,39 @@ def build_app(settings: MessagingSettings) -> faust.App:
             sends = []
             for bin_id in targets:
                 record = AlertForBin(
-                    alert_id=alert.alert_id, bin_id=bin_id, zone=alert.zone,
-                    action=alert.action, category=alert.category, urgency=alert.urgency,
-                    texts=alert.texts, channels=alert.channels,
-                    expires_at=alert.expires_at, accepted_at=alert.accepted_at,
+                    alert_id=alert.alert_id,
+                    bin_id=bin_id,
+                    zone=alert.zone,
+                    action=alert.action,
+                    category=alert.category,
+                    urgency=alert.urgency,
+                    texts=alert.texts,
+                    channels=alert.channels,
+                    expires_at=alert.expires_at,
+                    accepted_at=alert.accepted_at,
                 )
                 body, headers = encode(
-                    record, source=SOURCE, subject=bin_id,
+                    record,
+                    source=SOURCE,
+                    subject=bin_id,
                     event_id=f"{alert.alert_id}/{bin_id}",
                 )
                 sends.append(
                     await out.send(
-                        settings.topic(AlertForBin.TOPIC), value=body, key=bin_id.encode(), headers=headers
+                        settings.topic(AlertForBin.TOPIC),
+                        value=body,
+                        key=bin_id.encode(),
+                        headers=headers,
                     )
                 )
             await asyncio.gather(*sends)
             log.info(
                 "alert split per BIN",
-                extra={"alert_id": alert.alert_id, "zone": alert.zone,
-                       "count": len(targets)},
+                extra={
+                    "alert_id": alert.alert_id,
+                    "zone": alert.zone,
+                    "count": len(targets),
+                },
             )
 
     @app.agent(alert_bins, name="fan-out-bin")
@@ -283,13 +324,19 @@ def build_app(settings: MessagingSettings) -> faust.App:
                 record = received.event
                 if not isinstance(record, AlertForBin):
                     await dead_letter(
-                        app, event, reason="not an alert for a BIN", consumer="fanout-bin"
+                        app,
+                        event,
+                        reason="not an alert for a BIN",
+                        consumer="fanout-bin",
                     )
                     continue
                 with telemetry.batch_span("fan-out BIN", received.headers) as trace:
                     counts[record.alert_id] += await queue_deliveries(
-                        out, settings=settings, record=record,
-                        members=index.get(record.bin_id, {}), sends=sends,
+                        out,
+                        settings=settings,
+                        record=record,
+                        members=index.get(record.bin_id, {}),
+                        sends=sends,
                         trace=trace,
                     )
             await asyncio.gather(*sends)
@@ -301,7 +348,7 @@ def build_app(settings: MessagingSettings) -> faust.App:
 
     @app.page("/v1/fanout/bins/{bin_id}/")
     async def bin_view(self: Any, request: Any, bin_id: str) -> Any:
-        """How many active members the worker knows in one BIN (for probes and tests)."""
+        """How many active members the worker knows in one BIN (probes and tests)."""
         return self.json({"bin_id": bin_id, "members": len(index.get(bin_id, {}))})
 
     @app.page("/v1/fanout/zones/{zone}/")
@@ -328,7 +375,8 @@ class MemberEntry:
         if not value.get("contacts"):
             return None
         return cls(
-            language=value["language"], channels=tuple(value["channels"]),
+            language=value["language"],
+            channels=tuple(value["channels"]),
             contacts=Sealed.model_validate(value["contacts"]),
         )
 
@@ -354,8 +402,10 @@ async def queue_deliveries(
     for member_id in sorted(members):
         entry = members[member_id]
         plan = domain.plan_member(
-            member_channels=entry.channels, member_language=entry.language,
-            alert_channels=record.channels, alert_languages=texts,
+            member_channels=entry.channels,
+            member_language=entry.language,
+            alert_channels=record.channels,
+            alert_languages=texts,
         )
         if plan is None:
             continue
@@ -365,23 +415,40 @@ async def queue_deliveries(
                 alert_id=record.alert_id, member_id=member_id, channel=channel
             )
             delivery = Delivery(
-                idempotency_key=key, alert_id=record.alert_id, member_id=member_id,
-                bin_id=record.bin_id, zone=record.zone, channel=channel,
-                fallbacks=list(plan.fallbacks[channel]), language=plan.language,
-                category=record.category, urgency=record.urgency,
-                text=texts[plan.language], address=entry.contacts,
-                expires_at=record.expires_at, accepted_at=record.accepted_at,
+                idempotency_key=key,
+                alert_id=record.alert_id,
+                member_id=member_id,
+                bin_id=record.bin_id,
+                zone=record.zone,
+                channel=channel,
+                fallbacks=list(plan.fallbacks[channel]),
+                language=plan.language,
+                category=record.category,
+                urgency=record.urgency,
+                text=texts[plan.language],
+                address=entry.contacts,
+                expires_at=record.expires_at,
+                accepted_at=record.accepted_at,
             )
-            body, headers = encode(delivery, source=SOURCE, subject=member_id, event_id=key)
+            body, headers = encode(
+                delivery, source=SOURCE, subject=member_id, event_id=key
+            )
             sends.append(
                 await producer.send(
-                    settings.delivery_topic(channel), value=body, key=member_key,
+                    settings.delivery_topic(channel),
+                    value=body,
+                    key=member_key,
                     headers=headers + trace,
                 )
             )
             status = DeliveryStatus(
-                alert_id=record.alert_id, member_id=member_id, zone=record.zone,
-                channel=channel, status="pending", accepted_at=record.accepted_at, at=now,
+                alert_id=record.alert_id,
+                member_id=member_id,
+                zone=record.zone,
+                channel=channel,
+                status="pending",
+                accepted_at=record.accepted_at,
+                at=now,
             )
             body, headers = encode(status, source=SOURCE, subject=record.alert_id)
             sends.append(

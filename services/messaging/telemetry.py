@@ -68,7 +68,9 @@ def stop_tracing_each_record() -> None:
 
 
 @contextmanager
-def batch_span(name: str, parent: dict[str, bytes]) -> Iterator[list[tuple[str, bytes]]]:
+def batch_span(
+    name: str, parent: dict[str, bytes]
+) -> Iterator[list[tuple[str, bytes]]]:
     """One span for a batch, continuing `parent`'s trace; yields headers carrying it."""
     with consuming_span(name, parent):
         carrier: dict[str, str] = {}

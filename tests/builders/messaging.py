@@ -31,9 +31,15 @@ def keyring(settings: ServiceSettings | None = None) -> crypto.KeyRing:
 def zone(code: str, *, municipalities: tuple[str, ...] = ("11040",)) -> ZoneSnapshot:
     """A police zone with some municipalities."""
     return ZoneSnapshot(
-        zone=code, name=f"PZ {code}", province_nis="10000", province_name="Antwerpen",
-        municipalities=[Municipality(nis=nis, name_nl=f"Gemeente {nis}") for nis in municipalities],
-        units=[f"{nis}A00-" for nis in municipalities], version=1,
+        zone=code,
+        name=f"PZ {code}",
+        province_nis="10000",
+        province_name="Antwerpen",
+        municipalities=[
+            Municipality(nis=nis, name_nl=f"Gemeente {nis}") for nis in municipalities
+        ],
+        units=[f"{nis}A00-" for nis in municipalities],
+        version=1,
     )
 
 
@@ -42,19 +48,37 @@ def bin_snapshot(
 ) -> BinSnapshot:
     """An active BIN covering one sector of a municipality."""
     return BinSnapshot(
-        bin_id=bin_id, zone=zone_code, name=f"BIN {bin_id}", kind="residential",
-        status=status, territory=[f"{nis}A00-"], version=1, updated_at=datetime.now(UTC),  # type: ignore[arg-type]
+        bin_id=bin_id,
+        zone=zone_code,
+        name=f"BIN {bin_id}",
+        kind="residential",
+        status=status,
+        territory=[f"{nis}A00-"],
+        version=1,
+        updated_at=datetime.now(UTC),  # type: ignore[arg-type]
     )
 
 
 def membership(
-    member_id: str, *, bin_id: str, zone_code: str, channels: list[str],
-    language: str = "nl", status: str = "active", version: int = 1,
+    member_id: str,
+    *,
+    bin_id: str,
+    zone_code: str,
+    channels: list[str],
+    language: str = "nl",
+    status: str = "active",
+    version: int = 1,
 ) -> MembershipSnapshot:
     """A member of a BIN with chosen channels in order of preference."""
     return MembershipSnapshot(
-        member_id=member_id, bin_id=bin_id, zone=zone_code, role="member",
-        status=status, language=language, channels=channels, version=version,  # type: ignore[arg-type]
+        member_id=member_id,
+        bin_id=bin_id,
+        zone=zone_code,
+        role="member",
+        status=status,
+        language=language,
+        channels=channels,
+        version=version,  # type: ignore[arg-type]
         updated_at=datetime.now(UTC),
     )
 
@@ -70,7 +94,9 @@ def addresses(member_id: str) -> dict[str, str]:
     }
 
 
-def contacts(member_id: str, *, ring: crypto.KeyRing, values: dict[str, str] | None = None) -> ContactsSnapshot:
+def contacts(
+    member_id: str, *, ring: crypto.KeyRing, values: dict[str, str] | None = None
+) -> ContactsSnapshot:
     """The sealed contacts of a member."""
     sealed = crypto.seal_json(ring, values or addresses(member_id), owner=member_id)
     return ContactsSnapshot(member_id=member_id, contacts=sealed, version=1)
@@ -88,17 +114,26 @@ async def publish_registry(
     """Publish registry snapshots as the registry would, on `prefix`ed topics."""
     for event in zones:
         await publish_event(
-            producer, topic=prefix + event.TOPIC, key=event.zone, event=event,
+            producer,
+            topic=prefix + event.TOPIC,
+            key=event.zone,
+            event=event,
             source=SOURCE,
         )
     for event in bins:
         await publish_event(
-            producer, topic=prefix + event.TOPIC, key=event.bin_id, event=event,
+            producer,
+            topic=prefix + event.TOPIC,
+            key=event.bin_id,
+            event=event,
             source=SOURCE,
         )
     for event in [*members, *member_contacts]:
         await publish_event(
-            producer, topic=prefix + event.TOPIC, key=event.member_id, event=event,
+            producer,
+            topic=prefix + event.TOPIC,
+            key=event.member_id,
+            event=event,
             source=SOURCE,
         )
 

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from services.messaging.settings import MessagingSettings
 from shared.auth import issue_token
 from shared.events import AlertAccepted
-from services.messaging.settings import MessagingSettings
 from shared.kafka import ensure_topics, new_producer
 from shared.settings import ServiceSettings
 from tests.builders import messaging as build
@@ -53,7 +53,9 @@ def topic(env: dict[str, str], name: str) -> str:
     return env["MESSAGING_TOPIC_PREFIX"] + name
 
 
-def start_all(start_process: Any, env: dict[str, str], *, sender: bool = True) -> dict[str, Any]:
+def start_all(
+    start_process: Any, env: dict[str, str], *, sender: bool = True
+) -> dict[str, Any]:
     procs = {
         "gateway": start_process("services.messaging", "gateway", **env),
         "api": start_process("services.messaging", "api", **env),
@@ -62,7 +64,9 @@ def start_all(start_process: Any, env: dict[str, str], *, sender: bool = True) -
         "status": start_process("services.messaging", "status", **env),
     }
     if sender:
-        procs["sender"] = start_process("services.messaging", "sender --channel all", **env)
+        procs["sender"] = start_process(
+            "services.messaging", "sender --channel all", **env
+        )
     wait_http(f"{env['GATEWAY_URL']}/healthz", timeout_s=60)
     wait_http(f"http://127.0.0.1:{env['FAUST_WEB_PORT']}/readyz", timeout_s=120)
     return procs
@@ -102,7 +106,10 @@ async def create_topics(platform: ServiceSettings, env: dict[str, str]) -> None:
 
 
 async def seed(
-    platform: ServiceSettings, env: dict[str, str], *, zone_code: str,
+    platform: ServiceSettings,
+    env: dict[str, str],
+    *,
+    zone_code: str,
     bins: dict[str, list[tuple[str, list[str], str]]],
 ) -> None:
     """Publish a zone, its BINs and their members with sealed contacts."""
@@ -112,8 +119,11 @@ async def seed(
     await producer.start()
     try:
         members = [
-            build.membership(m, bin_id=b, zone_code=zone_code, channels=ch, language=lang)
-            for b, people in bins.items() for m, ch, lang in people
+            build.membership(
+                m, bin_id=b, zone_code=zone_code, channels=ch, language=lang
+            )
+            for b, people in bins.items()
+            for m, ch, lang in people
         ]
         await build.publish_registry(
             producer,
@@ -140,14 +150,18 @@ async def test_cap_alert_reaches_every_channel_with_update_cancel_and_refusals(
         (unique("m"), ["app"], "en"),
     ]
     people_b = [(unique("m"), ["sms"], "nl") for _ in range(6)]
-    await seed(platform, env, zone_code=zone_code,
-               bins={bin_a: people_a, bin_b: people_b})
+    await seed(
+        platform, env, zone_code=zone_code, bins={bin_a: people_a, bin_b: people_b}
+    )
     await seed(platform, env, zone_code=other_zone, bins={foreign_bin: []})
     start_all(start_process, env)
     api = f"http://127.0.0.1:{env['HTTP_PORT']}"
     wait_http(f"{api}/readyz", timeout_s=60)
-    await wait_for(lambda: members_known(env, bin_a) == 4 and members_known(env, bin_b) == 6,
-                   what="fan-out tables", timeout_s=300)
+    await wait_for(
+        lambda: members_known(env, bin_a) == 4 and members_known(env, bin_b) == 6,
+        what="fan-out tables",
+        timeout_s=300,
+    )
     token = issue_token(secret=platform.jwt_secret, role="zone", scope=zone_code)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": CAP}
     with httpx.Client(base_url=api, headers=headers, timeout=10) as client:
@@ -163,14 +177,24 @@ async def malformed_alert_goes_to_the_dead_letter_topic(
     key = unique("bad-alert").encode()
     try:
         await producer.send_and_wait(
-            topic(env, AlertAccepted.TOPIC), key=key, value=b'{"alert_id": 5}',
-            headers=[("ce_specversion", b"1.0"), ("ce_id", key), ("ce_source", b"t"),
-                     ("ce_type", AlertAccepted.EVENT_TYPE.encode())],
+            topic(env, AlertAccepted.TOPIC),
+            key=key,
+            value=b'{"alert_id": 5}',
+            headers=[
+                ("ce_specversion", b"1.0"),
+                ("ce_id", key),
+                ("ce_source", b"t"),
+                ("ce_type", AlertAccepted.EVENT_TYPE.encode()),
+            ],
         )
     finally:
         await producer.stop()
-    dlq = AIOKafkaConsumer(f"{topic(env, AlertAccepted.TOPIC)}.dlq", **platform.kafka_client_options(),
-                           auto_offset_reset="earliest", group_id=unique("dlq-reader"))
+    dlq = AIOKafkaConsumer(
+        f"{topic(env, AlertAccepted.TOPIC)}.dlq",
+        **platform.kafka_client_options(),
+        auto_offset_reset="earliest",
+        group_id=unique("dlq-reader"),
+    )
     await dlq.start()
     try:
         deadline = time.monotonic() + 60
@@ -189,23 +213,40 @@ async def malformed_alert_goes_to_the_dead_letter_topic(
 
 
 async def exercise(
-    client: httpx.Client, env: dict[str, str], platform: ServiceSettings,
-    people_a: list[Any], bin_a: str, bin_b: str, foreign_bin: str,
+    client: httpx.Client,
+    env: dict[str, str],
+    platform: ServiceSettings,
+    people_a: list[Any],
+    bin_a: str,
+    bin_b: str,
+    foreign_bin: str,
 ) -> None:
 
     # Cross-zone targeting is refused, as is a reference to an unknown alert.
-    refused = client.post("/v1/alerts", content=build.cap_alert(unique("A"), bins=[foreign_bin]))
+    refused = client.post(
+        "/v1/alerts", content=build.cap_alert(unique("A"), bins=[foreign_bin])
+    )
     assert refused.status_code == 403, refused.text
     assert foreign_bin in refused.text
-    unknown = client.post("/v1/alerts", content=build.cap_alert(
-        unique("C"), msg_type="Cancel", references=build.cap_reference("no-such-alert")))
+    unknown = client.post(
+        "/v1/alerts",
+        content=build.cap_alert(
+            unique("C"),
+            msg_type="Cancel",
+            references=build.cap_reference("no-such-alert"),
+        ),
+    )
     assert unknown.status_code == 422 and "no-such-alert" in unknown.text
-    broken = client.post("/v1/alerts", content=b"<alert xmlns='urn:oasis:names:tc:emergency:cap:1.2'/>")
+    broken = client.post(
+        "/v1/alerts", content=b"<alert xmlns='urn:oasis:names:tc:emergency:cap:1.2'/>"
+    )
     assert broken.status_code == 422 and "line" in broken.json()["detail"]
 
     # A CAP alert to one BIN reaches every member's chosen channels.
     alert_id = unique("PZT-ALERT")
-    accepted = client.post("/v1/alerts", content=build.cap_alert(alert_id, bins=[bin_a]))
+    accepted = client.post(
+        "/v1/alerts", content=build.cap_alert(alert_id, bins=[bin_a])
+    )
     assert accepted.status_code == 202, accepted.text
     assert accepted.json()["status_url"].endswith(f"/v1/alerts/{alert_id}")
     expected = {(m, c) for m, channels, _ in people_a for c in channels}
@@ -218,7 +259,9 @@ async def exercise(
         return got if got == expected and len(found) == len(expected) else None
 
     await wait_for(arrived, what="every delivery at the providers")
-    french = gateway_messages(env, alert_id=alert_id, to=contacts[people_a[1][0]]["email"])
+    french = gateway_messages(
+        env, alert_id=alert_id, to=contacts[people_a[1][0]]["email"]
+    )
     assert "Cambriolages" in french[0]["subject"]
     sms = gateway_messages(env, alert_id=alert_id, channel="sms")
     assert sms[0]["segments"] >= 1 and sms[0]["encoding"] == "GSM-7"
@@ -236,17 +279,40 @@ async def exercise(
 
     # Update then Cancel an alert whose SMS go out slowly.
     slow_id = unique("PZT-SLOW")
-    assert client.post("/v1/alerts", content=build.cap_alert(
-        slow_id, bins=[bin_b], channels="sms")).status_code == 202
-    await wait_for(lambda: gateway_messages(env, alert_id=slow_id), what="first slow sms")
-    update = client.post("/v1/alerts", content=build.cap_alert(
-        unique("PZT-UPD"), msg_type="Update", references=build.cap_reference(slow_id),
-        channels="sms", headline_nl="Update: dader gevat"))
+    assert (
+        client.post(
+            "/v1/alerts", content=build.cap_alert(slow_id, bins=[bin_b], channels="sms")
+        ).status_code
+        == 202
+    )
+    await wait_for(
+        lambda: gateway_messages(env, alert_id=slow_id), what="first slow sms"
+    )
+    update = client.post(
+        "/v1/alerts",
+        content=build.cap_alert(
+            unique("PZT-UPD"),
+            msg_type="Update",
+            references=build.cap_reference(slow_id),
+            channels="sms",
+            headline_nl="Update: dader gevat",
+        ),
+    )
     assert update.status_code == 202, update.text
-    await wait_for(lambda: any("dader gevat" in m["text"] for m in
-                               gateway_messages(env, alert_id=slow_id)), what="updated text")
-    cancel = client.post("/v1/alerts", content=build.cap_alert(
-        unique("PZT-CAN"), msg_type="Cancel", references=build.cap_reference(slow_id)))
+    await wait_for(
+        lambda: any(
+            "dader gevat" in m["text"] for m in gateway_messages(env, alert_id=slow_id)
+        ),
+        what="updated text",
+    )
+    cancel = client.post(
+        "/v1/alerts",
+        content=build.cap_alert(
+            unique("PZT-CAN"),
+            msg_type="Cancel",
+            references=build.cap_reference(slow_id),
+        ),
+    )
     assert cancel.status_code == 202, cancel.text
 
     def slow_finished() -> dict[str, Any] | None:
@@ -258,7 +324,10 @@ async def exercise(
     slow = await wait_for(slow_finished, what="slow alert settled", timeout_s=60)
     assert slow["state"] == "cancelled"
     assert slow["by_channel"]["sms"]["cancelled"] >= 1
-    assert len(gateway_messages(env, alert_id=slow_id)) == slow["by_channel"]["sms"]["handed_over"]
+    assert (
+        len(gateway_messages(env, alert_id=slow_id))
+        == slow["by_channel"]["sms"]["handed_over"]
+    )
 
 
 def zone_members_known(env: dict[str, str], zone_code: str) -> int:
@@ -289,24 +358,38 @@ async def test_workers_killed_mid_fan_out_leave_one_delivery_per_member_and_chan
 ) -> None:
     # Paced providers keep the senders busy long enough to be killed mid-alert.
     env = stack_env(
-        tmp_path, SMS_RATE_PER_S="400", EMAIL_RATE_PER_S="400", APP_RATE_PER_S="400",
-        VOICE_RATE_PER_S="400", PROVIDER_BATCH_SIZE="50", SENDER_BATCH_SIZE="200",
+        tmp_path,
+        SMS_RATE_PER_S="400",
+        EMAIL_RATE_PER_S="400",
+        APP_RATE_PER_S="400",
+        VOICE_RATE_PER_S="400",
+        PROVIDER_BATCH_SIZE="50",
+        SENDER_BATCH_SIZE="200",
+        # One BIN per stage-2 batch keeps the fan-out busy long enough to be killed.
+        FANOUT_BATCH_BINS="1",
     )
     zone_code = unique("PZK")
     mixes = [["sms", "email"], ["email"], ["app"], ["sms", "voice"], ["email", "app"]]
     bins = {
-        unique("bin"): [(unique("m"), mixes[(b + i) % len(mixes)], "nl")
-                        for i in range(50)]
+        unique("bin"): [
+            (unique("m"), mixes[(b + i) % len(mixes)], "nl") for i in range(50)
+        ]
         for b in range(40)
     }
     await seed(platform, env, zone_code=zone_code, bins=bins)
     procs = start_all(start_process, env)
     api = f"http://127.0.0.1:{env['HTTP_PORT']}"
     wait_http(f"{api}/readyz", timeout_s=60)
-    await wait_for(lambda: zone_members_known(env, zone_code) == 2000,
-                   what="fan-out tables", timeout_s=300)
+    await wait_for(
+        lambda: zone_members_known(env, zone_code) == 2000,
+        what="fan-out tables",
+        timeout_s=300,
+    )
     expected = {
-        (m, c) for people in bins.values() for m, channels, _ in people for c in channels
+        (m, c)
+        for people in bins.values()
+        for m, channels, _ in people
+        for c in channels
     }
     token = issue_token(secret=platform.jwt_secret, role="zone", scope=zone_code)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": CAP}
@@ -326,8 +409,11 @@ async def test_workers_killed_mid_fan_out_leave_one_delivery_per_member_and_chan
         assert 0 < written < len(expected), "the fan-out was killed mid-alert"
 
         # ... and the sender dies while it hands them over.
-        await wait_for(lambda: gateway_messages(env, alert_id=alert_id),
-                       what="first hand-overs", timeout_s=60)
+        await wait_for(
+            lambda: gateway_messages(env, alert_id=alert_id),
+            what="first hand-overs",
+            timeout_s=60,
+        )
         procs["sender"].kill()
         handed = len(gateway_messages(env, alert_id=alert_id))
         assert handed < len(expected), "the sender was killed mid-alert"
@@ -374,8 +460,9 @@ async def test_permanent_failures_fall_back_from_sms_to_voice_to_email(
     start_all(start_process, env)
     api = f"http://127.0.0.1:{env['HTTP_PORT']}"
     wait_http(f"{api}/readyz", timeout_s=60)
-    await wait_for(lambda: members_known(env, bin_id) == 3, what="fan-out tables",
-                   timeout_s=90)
+    await wait_for(
+        lambda: members_known(env, bin_id) == 3, what="fan-out tables", timeout_s=90
+    )
     contacts = {m: build.addresses(m) for m, _, _ in people}
     gateway = httpx.Client(base_url=env["GATEWAY_URL"], timeout=10)
     for to, mode, times in [
@@ -389,36 +476,46 @@ async def test_permanent_failures_fall_back_from_sms_to_voice_to_email(
     alert_id = unique("PZF-ALERT")
     with httpx.Client(base_url=api, headers=headers, timeout=10) as client:
         response = client.post(
-            "/v1/alerts", content=build.cap_alert(alert_id, bins=[bin_id], channels="sms")
+            "/v1/alerts",
+            content=build.cap_alert(alert_id, bins=[bin_id], channels="sms"),
         )
         assert response.status_code == 202, response.text
 
         def settled() -> dict[str, Any] | None:
             body = client.get(f"/v1/alerts/{alert_id}").json()
             counts = body["by_channel"]
-            done = (counts.get("email", {}).get("handed_over", 0) == 1
-                    and counts.get("sms", {}).get("handed_over", 0) == 2)
+            done = (
+                counts.get("email", {}).get("handed_over", 0) == 1
+                and counts.get("sms", {}).get("handed_over", 0) == 2
+            )
             return body if done else None
 
         status = await wait_for(settled, what="fallback to e-mail", timeout_s=60)
     gateway.close()
     arrived = gateway_messages(env, alert_id=alert_id)
-    assert sorted((m["to"], m["channel"]) for m in arrived) == sorted([
-        (contacts[falling]["email"], "email"),
-        (contacts[retried]["sms"], "sms"),
-        (contacts[fine]["sms"], "sms"),
-    ])
+    assert sorted((m["to"], m["channel"]) for m in arrived) == sorted(
+        [
+            (contacts[falling]["email"], "email"),
+            (contacts[retried]["sms"], "sms"),
+            (contacts[fine]["sms"], "sms"),
+        ]
+    )
     assert status["targeted_members"] == 3
     assert status["by_channel"]["sms"] == {
-        "pending": 0, "handed_over": 2, "failed": 1, "cancelled": 0
+        "pending": 0,
+        "handed_over": 2,
+        "failed": 1,
+        "cancelled": 0,
     }
     assert status["by_channel"]["voice"]["failed"] == 1
     assert status["by_channel"]["email"]["handed_over"] == 1
     assert status["first_handover_at"] <= status["last_handover_at"]
     assert status["seconds_to_last_handover"] >= status["seconds_to_first_handover"] > 0
     reasons = {(f["channel"], f["reason"]) for f in status["failures"]}
-    assert reasons == {("sms", "recipient permanently unreachable"),
-                       ("voice", "recipient permanently unreachable")}
+    assert reasons == {
+        ("sms", "recipient permanently unreachable"),
+        ("voice", "recipient permanently unreachable"),
+    }
     text = str(status)
     assert "@" not in text and "+32" not in text
     for member, _, _ in people:
