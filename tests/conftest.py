@@ -17,6 +17,18 @@ import pytest
 from shared.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parent.parent
+# Debian's Chromium (scripts/chromium.sh installs it) and the flags it needs here: no
+# sandbox as root, and none of its background calls to hosts this machine cannot reach.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 
 
 def free_port() -> int:

@@ -12,7 +12,10 @@ import httpx
 from PIL import Image, ImageCms, PngImagePlugin
 
 from services.reports import domain
+from shared import catalogue
 from shared.events import Municipality, ZoneSnapshot
+from shared.kafka import ensure_topics, new_producer, publish_event
+from shared.settings import ServiceSettings
 
 DISTINCTIVE_IP = "203.0.113.197"
 DISTINCTIVE_UA = "Mozilla/5.0 (Tipster-Test-Agent 7.31; zz-QX)"
@@ -156,3 +159,34 @@ def service_env(*, port: int, database: str, zones_topic: str, **extra: str) -> 
         "PURGE_INTERVAL_S": "0.5",
         **extra,
     }
+
+
+async def publish_zones(
+    settings: ServiceSettings, *, topic: str, zones: dict[str, list[str]]
+) -> None:
+    """Creates a private compacted zones topic and publishes a snapshot per zone."""
+    await ensure_topics(
+        settings,
+        topics=[
+            catalogue.Topic(
+                name=topic,
+                key="zone code",
+                value="ZoneSnapshot",
+                producer="test",
+                consumers=(),
+                partitions=1,
+                cleanup_policy="compact",
+                description="",
+            )
+        ],
+    )
+    producer = new_producer(settings)
+    await producer.start()
+    try:
+        for code, names in zones.items():
+            await publish_event(
+                producer, topic=topic, key=code, source="test",
+                event=zone_snapshot(code, names=names),
+            )
+    finally:
+        await producer.stop()

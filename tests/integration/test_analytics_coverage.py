@@ -26,7 +26,15 @@ from shared.envelope import decode
 from shared.kafka import ensure_topics, new_producer, publish_event, publish_tombstone
 from shared.settings import ServiceSettings
 from tests.builders import analytics as b
-from tests.conftest import ROOT, ServiceProcess, free_port, unique, wait_http
+from tests.conftest import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    ROOT,
+    ServiceProcess,
+    free_port,
+    unique,
+    wait_http,
+)
 
 MODULE = "services.analytics"
 VOLATILE = ("updated_at",)
@@ -610,16 +618,6 @@ async def test_figures_are_identical_after_a_worker_restart(
     await wait_for(zone_url, has(active_members=8))
 
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 
 
 async def test_the_dashboard_shows_a_registry_change_live(

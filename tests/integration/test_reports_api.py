@@ -20,9 +20,7 @@ from aiokafka import AIOKafkaConsumer
 from PIL import Image
 
 from services.reports import domain
-from shared import catalogue
 from shared.auth import issue_token
-from shared.kafka import ensure_topics, new_producer, publish_event
 from shared.mongo import new_client
 from shared.settings import ServiceSettings
 from tests.builders import reports as build
@@ -43,32 +41,9 @@ async def stack(platform: ServiceSettings) -> Iterator[Stack]:
     zone, other_zone = unique("zt"), unique("zo")
     names, other_names = [build.place_name()], [build.place_name()]
     topic = unique("test-reports-zones")
-    await ensure_topics(
-        platform,
-        topics=[
-            catalogue.Topic(
-                name=topic,
-                key="zone code",
-                value="ZoneSnapshot",
-                producer="test",
-                consumers=(),
-                partitions=1,
-                cleanup_policy="compact",
-                description="",
-            )
-        ],
+    await build.publish_zones(
+        platform, topic=topic, zones={zone: names, other_zone: other_names}
     )
-    producer = new_producer(platform)
-    await producer.start()
-    for code, places in ((zone, names), (other_zone, other_names)):
-        await publish_event(
-            producer,
-            topic=topic,
-            key=code,
-            source="test",
-            event=build.zone_snapshot(code, names=places),
-        )
-    await producer.stop()
     port, database = free_port(), unique("test_reports")
     env = build.service_env(
         port=port,

@@ -10,23 +10,11 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import sync_playwright
 
-from shared import catalogue
-from shared.kafka import ensure_topics, new_producer, publish_event
 from shared.mongo import new_client
 from shared.settings import ServiceSettings
 from tests.builders import reports as build
-from tests.conftest import free_port, unique, wait_http
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, free_port, unique, wait_http
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 
 pytestmark = pytest.mark.skipif(
     shutil.which(CHROMIUM) is None,
@@ -38,31 +26,7 @@ pytestmark = pytest.mark.skipif(
 async def service(platform: ServiceSettings, start_process: object) -> Iterator[dict]:
     zone, place = unique("zb"), build.place_name()
     topic = unique("test-reports-zones")
-    await ensure_topics(
-        platform,
-        topics=[
-            catalogue.Topic(
-                name=topic,
-                key="zone code",
-                value="ZoneSnapshot",
-                producer="test",
-                consumers=(),
-                partitions=1,
-                cleanup_policy="compact",
-                description="",
-            )
-        ],
-    )
-    producer = new_producer(platform)
-    await producer.start()
-    await publish_event(
-        producer,
-        topic=topic,
-        key=zone,
-        source="test",
-        event=build.zone_snapshot(zone, names=[place]),
-    )
-    await producer.stop()
+    await build.publish_zones(platform, topic=topic, zones={zone: [place]})
     port, database = free_port(), unique("test_reports_browser")
     # Without a solved proof of work a form would have to wait ten minutes: only the
     # browser's own solution gets the report in.
@@ -92,7 +56,7 @@ def _report_and_follow_up(url: str, place: str) -> tuple[str, str, list[str]]:
             outside.append(request.url)  # type: ignore[attr-defined]
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(locale="nl-BE")
         page.on("request", seen)
         page.goto(f"{url}/")
