@@ -7,11 +7,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from pymongo.errors import ConnectionFailure, ExecutionTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("bin.http")
@@ -98,6 +100,23 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
         return problem_response(error.status_code, str(error.detail))
+
+    # The database or the broker not answering is an outage, not a bug: the client is
+    # told to come back, and nothing of the request is logged but its route.
+    async def _unavailable(request: Request, error: Exception) -> JSONResponse:
+        log.warning(
+            "RETRY dependency unavailable while answering a request",
+            extra={"path": request.url.path, "reason": type(error).__name__},
+        )
+        return problem_response(
+            503, "Service unavailable",
+            "The database or the message broker did not answer; try again shortly.",
+            headers={"Retry-After": "5"},
+        )
+
+    for outage in (ConnectionFailure, ExecutionTimeout, KafkaConnectionError,
+                   KafkaTimeoutError):
+        app.add_exception_handler(outage, _unavailable)
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, error: Exception) -> JSONResponse:
