@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from services.messaging import cap, domain, store
 from services.messaging.consumers import RegistryView, replay_and_follow
@@ -55,7 +55,8 @@ class AlertIn(BaseModel):
         default_factory=lambda: ["sms", "email", "voice", "app"]
     )
     target: AlertTarget = AlertTarget(kind="zone")
-    expires_at: datetime | None = None
+    # A time without its offset would be ambiguous: an expiry must say it.
+    expires_at: AwareDatetime | None = None
 
 
 @asynccontextmanager
@@ -179,6 +180,11 @@ async def publish_alert(request: Request) -> JSONResponse:
     """Accepts an alert, update or cancel (JSON or CAP 1.2) and queues it."""
     principal = principal_from(request, secret=settings.jwt_secret)
     event = await _read_alert(request, principal)
+    if event.action != "cancel" and event.expires_at <= event.accepted_at:
+        raise Problem(
+            422, "Invalid request", "The alert has already expired.",
+            errors=[{"field": "expires_at", "reason": "lies in the past"}],
+        )
     db = runtime.db
     if event.action == "alert":
         _check_target(event)

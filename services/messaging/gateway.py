@@ -24,6 +24,9 @@ from aiohttp import web
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 log = logging.getLogger("bin.messaging.gateway")
+# aiosmtpd logs every command it receives, recipients' addresses among them, at INFO
+# on the "mail.log" logger: personal data never reaches a log.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 HTTP_CHANNELS = {"sms": "sms", "voice": "voice", "push": "app"}
 

@@ -241,6 +241,14 @@ async def exercise(
         "/v1/alerts", content=b"<alert xmlns='urn:oasis:names:tc:emergency:cap:1.2'/>"
     )
     assert broken.status_code == 422 and "line" in broken.json()["detail"]
+    expired = client.post(
+        "/v1/alerts",
+        json={"category": "burglary", "texts": {"nl": {"headline": "h", "body": "b"}},
+              "expires_at": "2020-01-01T00:00:00Z"},
+        headers={"content-type": "application/json"},
+    )
+    assert expired.status_code == 422, expired.text
+    assert expired.json()["errors"][0]["field"] == "expires_at"
 
     # A CAP alert to one BIN reaches every member's chosen channels.
     alert_id = unique("PZT-ALERT")
