@@ -30,6 +30,7 @@ from tests.integration.test_registry_support import (
     header,
     raw_bytes,
     raw_documents,
+    wait_outbox_published,
 )
 
 pytestmark = pytest.mark.timeout(600)
@@ -177,7 +178,8 @@ async def test_public_read_api_lists_zones_by_province_zone_and_postcode(
 
 
 async def test_bin_lifecycle_publishes_snapshots_and_a_tombstone(
-    api: httpx.AsyncClient, topics: TopicLog
+    api: httpx.AsyncClient, topics: TopicLog, registry: Registry,
+    platform: ServiceSettings,
 ) -> None:
     staff = b.bearer(b.token("zone", ZONE_A))
     units = await sectors(api, ZONE_A)
@@ -193,6 +195,8 @@ async def test_bin_lifecycle_publishes_snapshots_and_a_tombstone(
                             ({"territory": units[2:6] + units[2:3]}, 3),
                             ({"status": "dormant", "name": "BIN Centrum"}, 4),
                             ({"status": "dissolved"}, 5)):
+        await wait_outbox_published(platform, database=registry.database,
+                                    collection="bins", doc_id=bin_["bin_id"])
         response = await api.patch(url, headers=staff, json=change)
         assert response.status_code == 200, response.text
         assert response.json()["version"] == version
