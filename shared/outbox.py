@@ -28,6 +28,11 @@ log = logging.getLogger("bin.outbox")
 # until the command ends, and a database has 100: a command of more statements waits
 # for itself forever and wedges the database for every client.
 CLEAR_CHUNK = 50
+# LIMITATION: FerretDB 1.24 (SQLite) applies an update by reading the document and
+# writing it back whole, not atomically with other writers, so a change that lands
+# while the relay clears the same document's outbox can be overwritten; MongoDB, which
+# production runs, applies each update atomically. Seen once in a test that changed a
+# BIN four times in a row (tests/integration/test_registry_support.py).
 
 
 def entry(*, topic: str, key: str, event: Event) -> dict[str, Any]:
