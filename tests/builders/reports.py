@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 import random
 import string
 from typing import Any
@@ -32,6 +33,11 @@ XMP = (
 )
 
 
+# Made-up NIS codes, distinct within a test run: two zones sharing one would route
+# each other's reports.
+_MUNICIPALITY_NUMBERS = itertools.count(random.randrange(10_000))
+
+
 def place_name() -> str:
     """A municipality name nobody else uses: letters only, as the form requires."""
     letters = "".join(random.choices(string.ascii_lowercase, k=10))
@@ -48,8 +54,8 @@ def zone_snapshot(
         province_nis=province,
         province_name="Antwerpen",
         municipalities=[
-            Municipality(nis=f"9{index:04d}{random.randint(0, 9)}", name_nl=name)
-            for index, name in enumerate(names)
+            Municipality(nis=f"9{next(_MUNICIPALITY_NUMBERS) % 10_000:04d}", name_nl=name)
+            for name in names
         ],
         units=[],
         version=version,
