@@ -7,7 +7,7 @@ The module's own api and relay load just two zones, uploaded by an operator.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -29,24 +29,6 @@ pytestmark = pytest.mark.timeout(600)
 OPERATOR = b.bearer(b.token("operator"))
 ZONE_A, ZONE_B = "ipz10", "ipz21"
 CSV = {"content-type": "text/csv"}
-
-
-@pytest.fixture(scope="module")
-def registry(platform: ServiceSettings) -> Iterator[Registry]:
-    """The module's registry processes."""
-    running = Registry()
-    running.start_api()
-    running.start_relay()
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-async def topics(platform: ServiceSettings, registry: Registry) -> TopicLog:
-    """The registry topics from before the module's first write."""
-    log = TopicLog(platform)
-    await log.mark()
-    return log
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ the reference data is imported once, from the configured directory.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -37,24 +37,6 @@ from tests.integration.test_registry_support import (
 pytestmark = pytest.mark.timeout(600)
 OPERATOR = b.bearer(b.token("operator"))
 ZONE_A, ZONE_B = "ipz10", "ipz21"  # PZ Schoten, PZ Geel - Laakdal - Meerhout
-
-
-@pytest.fixture(scope="module")
-def registry(platform: ServiceSettings) -> Iterator[Registry]:
-    """The module's registry processes."""
-    running = Registry()
-    running.start_api()
-    running.start_relay()
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-async def topics(platform: ServiceSettings, registry: Registry) -> TopicLog:
-    """The registry topics from before the module's first write."""
-    log = TopicLog(platform)
-    await log.mark()
-    return log
 
 
 @pytest.fixture(scope="module")
