@@ -16,6 +16,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from pymongo.errors import ConnectionFailure, ExecutionTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.outbox import LeaseBusy
+
 log = logging.getLogger("bin.http")
 
 PROBLEM_JSON = "application/problem+json"
@@ -115,7 +117,7 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     for outage in (ConnectionFailure, ExecutionTimeout, KafkaConnectionError,
-                   KafkaTimeoutError):
+                   KafkaTimeoutError, LeaseBusy):
         app.add_exception_handler(outage, _unavailable)
 
     @app.exception_handler(Exception)

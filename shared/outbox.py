@@ -4,6 +4,15 @@ A change and its events are one atomic single-document write (FerretDB has no
 transactions). The relay publishes pending entries with the idempotent producer and
 only then removes them, so a relay killed in between publishes them again on restart
 with the same event ids: consumers, which are idempotent, count nothing twice.
+
+FerretDB 1.24 (SQLite) applies an update by reading the document and writing it back
+whole, in two steps that other writers can come between: a change landing while the
+relay clears the same document's outbox would be overwritten, event and all. So every
+update of a document that carries an outbox, and the relay's clearing, holds a lease
+on that document (`leased`): a row in a small collection whose unique `_id` makes
+taking it atomic. A lease left by a killed process expires after LEASE_S. MongoDB
+applies updates atomically and does not need the leases; they cost it two small
+writes per change.
 """
 
 from __future__ import annotations
@@ -12,13 +21,15 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, CollectionInvalid, DuplicateKeyError
 
 from shared.envelope import attribute_headers, utcnow
 from shared.events import Event
@@ -28,11 +39,80 @@ log = logging.getLogger("bin.outbox")
 # until the command ends, and a database has 100: a command of more statements waits
 # for itself forever and wedges the database for every client.
 CLEAR_CHUNK = 50
-# LIMITATION: FerretDB 1.24 (SQLite) applies an update by reading the document and
-# writing it back whole, not atomically with other writers, so a change that lands
-# while the relay clears the same document's outbox can be overwritten; MongoDB, which
-# production runs, applies each update atomically. Seen once in a test that changed a
-# BIN four times in a row (tests/integration/test_registry_support.py).
+LEASES = "outbox_leases"
+# Far longer than any one update takes; how long a killed holder blocks its document.
+LEASE_S = 10.0
+LEASE_WAIT_S = 5.0
+DUPLICATE_KEY = 11000
+
+
+class LeaseBusy(Exception):
+    """A document stayed leased by another writer for longer than a change may wait."""
+
+
+def lease_key(collection: str, doc_id: Any) -> str:
+    """The `_id` of the lease on one document."""
+    return f"{collection}/{doc_id}"
+
+
+async def take_leases(db: AsyncDatabase, keys: list[str]) -> set[str]:
+    """Take the free leases among `keys` at once; returns those taken.
+
+    A lease past its expiry is taken over: its holder died.
+    """
+    if not keys:
+        return set()
+    owner = uuid.uuid4().hex
+    now = utcnow()
+    rows = [{"_id": key, "owner": owner, "expires_at": now + timedelta(seconds=LEASE_S)}
+            for key in keys]
+    try:
+        await db[LEASES].insert_many(rows, ordered=False)
+        return set(keys)
+    except BulkWriteError as error:
+        errors = error.details.get("writeErrors", [])
+        if any(item.get("code") != DUPLICATE_KEY for item in errors):
+            raise
+        busy = {keys[item["index"]] for item in errors}
+    held = await db[LEASES].find({"_id": {"$in": sorted(busy)}}).to_list(None)
+    stale = [row for row in held if row["expires_at"].replace(tzinfo=now.tzinfo) < now]
+    for row in stale:
+        # Removes only the dead holder's row; a lease taken over meanwhile stays.
+        await db[LEASES].delete_one({"_id": row["_id"], "owner": row["owner"]})
+        try:
+            await db[LEASES].insert_one({**rows[keys.index(row["_id"])]})
+            busy.discard(row["_id"])
+        except DuplicateKeyError:
+            pass
+    return set(keys) - busy
+
+
+async def release_leases(db: AsyncDatabase, keys: set[str] | list[str]) -> None:
+    """Give leases back."""
+    if len(keys) == 1:
+        # A filter of `_id` alone is the one FerretDB looks up without a scan.
+        await db[LEASES].delete_one({"_id": next(iter(keys))})
+    elif keys:
+        await db[LEASES].delete_many({"_id": {"$in": sorted(keys)}})
+
+
+@asynccontextmanager
+async def leased(
+    db: AsyncDatabase, *, collection: str, doc_id: Any, wait_s: float = LEASE_WAIT_S
+) -> AsyncIterator[None]:
+    """Hold one document against the relay and other writers while changing it."""
+    key = lease_key(collection, doc_id)
+    deadline = asyncio.get_running_loop().time() + wait_s
+    pause = 0.005
+    while not await take_leases(db, [key]):
+        if asyncio.get_running_loop().time() >= deadline:
+            raise LeaseBusy(collection)
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.1)
+    try:
+        yield
+    finally:
+        await release_leases(db, [key])
 
 
 def entry(*, topic: str, key: str, event: Event) -> dict[str, Any]:
@@ -80,7 +160,8 @@ async def relay_once(
     source: str,
     batch: int = 500,
 ) -> int:
-    """Publish the pending entries of up to `batch` documents; returns entries sent."""
+    """Publish the pending entries of up to `batch` documents and clear them; returns
+    the entries cleared (documents a writer held meanwhile wait for the next pass)."""
     # One reply and a closed cursor: FerretDB 1.24 (SQLite) deadlocks when a write
     # takes its metadata lock while a cursor waits between replies.
     documents = await collection.find(
@@ -103,6 +184,21 @@ async def relay_once(
                 )
             )
     await asyncio.gather(*sends)
+    # Published; now cleared under leases, so that no writer comes between the read
+    # and the write of FerretDB's update. A document a writer holds keeps its outbox
+    # and is published again on the next pass, with the same event ids.
+    keys = {lease_key(collection.name, d["_id"]): d for d in documents}
+    taken = await take_leases(collection.database, list(keys))
+    cleared = [keys[key] for key in sorted(taken)]
+    try:
+        await _clear(collection, cleared)
+    finally:
+        await release_leases(collection.database, taken)
+    return sum(len(document.get("outbox", [])) for document in cleared) or len(cleared)
+
+
+async def _clear(collection: AsyncCollection, documents: list[dict[str, Any]]) -> None:
+    """Remove the published entries from documents that the caller holds leased."""
     # One update_many per outbox_seq value (nearly always one): a single statement
     # (see CLEAR_CHUNK) and a single scan, as FerretDB's SQLite backend scans the
     # whole collection for every update statement, even one by _id.
@@ -133,7 +229,6 @@ async def relay_once(
                     {"_id": current["_id"]},
                     {"$pullAll": {"outbox": published.get("outbox", [])}},
                 )
-    return len(sends)
 
 
 HINTS = "outbox_hints"
@@ -168,8 +263,12 @@ async def run_relay(
     at start and every `sweep_s` seconds."""
     next_sweep = 0.0
     loop = asyncio.get_running_loop()
+    leases_ready = False
     while not stop.is_set():
         try:
+            if not leases_ready:
+                await _ensure_leases(db)
+                leases_ready = True
             if loop.time() >= next_sweep:
                 names = await collections()
                 next_sweep = loop.time() + sweep_s
@@ -194,6 +293,16 @@ async def run_relay(
                 await asyncio.wait_for(stop.wait(), idle_s)
             except TimeoutError:
                 pass
+
+
+async def _ensure_leases(db: AsyncDatabase) -> None:
+    """Create the leases' collection before serving: FerretDB 1.24 can deadlock when a
+    collection is created while a cursor spans several replies."""
+    if LEASES not in await db.list_collection_names():
+        try:
+            await db.create_collection(LEASES)
+        except CollectionInvalid:
+            pass  # another process created it meanwhile
 
 
 def decode_body(item: dict[str, Any]) -> dict[str, Any] | None:

@@ -68,9 +68,10 @@ async def revise_alert_with_outbox(
         "action": event.action,
         "accepted_at": event.accepted_at,
     }
-    result = await db[ALERTS].update_one(
-        {"_id": original_id, "state": {"$ne": "cancelled"}}, update
-    )
+    async with outbox.leased(db, collection=ALERTS, doc_id=original_id):
+        result = await db[ALERTS].update_one(
+            {"_id": original_id, "state": {"$ne": "cancelled"}}, update
+        )
     if result.modified_count != 1:
         return False
     await outbox.mark_dirty(db, collection=ALERTS)

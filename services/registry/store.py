@@ -16,7 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, CollectionInvalid, DuplicateKeyError
 
 from services.registry.domain import MEMBER_BUCKETS, member_bucket, utcnow
-from shared.outbox import HINTS, mark_dirty, outbox_update, with_outbox
+from shared.outbox import HINTS, LEASES, leased, mark_dirty, outbox_update, with_outbox
 
 ZONES = "zones"
 POSTCODES = "postcodes"
@@ -60,7 +60,7 @@ async def ensure_collections(db: AsyncDatabase) -> None:
     connection, which the cursor keeps while its next batch waits for that lock.
     """
     existing = set(await db.list_collection_names())
-    for name in (ZONES, POSTCODES, BINS, AUDIT, HINTS, *member_bucket_names()):
+    for name in (ZONES, POSTCODES, BINS, AUDIT, HINTS, LEASES, *member_bucket_names()):
         if name not in existing:
             try:
                 await db.create_collection(name)
@@ -86,7 +86,8 @@ async def save_zone(
     else:
         update = outbox_update(entries)
         update["$set"].update(fields, version=version)
-        await db[ZONES].update_one({"_id": zone["zone"]}, update)
+        async with leased(db, collection=ZONES, doc_id=zone["zone"]):
+            await db[ZONES].update_one({"_id": zone["zone"]}, update)
         outcome = "changed"
     await mark_dirty(db, collection=ZONES)
     return outcome
@@ -155,7 +156,8 @@ async def update_bin(
     """Apply a change if the BIN is still at `version`; Conflict otherwise."""
     update = outbox_update(entries)
     update["$set"].update(changes)
-    result = await db[BINS].update_one({"_id": bin_id, "version": version}, update)
+    async with leased(db, collection=BINS, doc_id=bin_id):
+        result = await db[BINS].update_one({"_id": bin_id, "version": version}, update)
     if result.matched_count != 1:
         raise Conflict(bin_id)
     await mark_dirty(db, collection=BINS)
@@ -216,7 +218,10 @@ async def update_member(
     if removals:
         update["$unset"] = {field: "" for field in removals}
     collection = members_collection(db, member_id=member_id)
-    result = await collection.update_one({"_id": member_id, "version": version}, update)
+    async with leased(db, collection=collection.name, doc_id=member_id):
+        result = await collection.update_one(
+            {"_id": member_id, "version": version}, update
+        )
     if result.matched_count != 1:
         raise Conflict(member_id)
     await mark_dirty(db, collection=collection.name)

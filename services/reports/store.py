@@ -200,9 +200,10 @@ async def change_status_db(
     update = outbox.outbox_update([entry])
     update["$set"].update(fields)
     update["$inc"]["revision"] = 1
-    result = await db[REPORTS].update_one(
-        {"_id": report["_id"], "status": report["status"]}, update
-    )
+    async with outbox.leased(db, collection=REPORTS, doc_id=report["_id"]):
+        result = await db[REPORTS].update_one(
+            {"_id": report["_id"], "status": report["status"]}, update
+        )
     return result.modified_count == 1
 
 
@@ -217,10 +218,11 @@ async def add_question_db(
         "answer": None,
         "answered_hour": None,
     }
-    result = await db[REPORTS].update_one(
-        {"_id": report_id, "zone": zone, "status": {"$ne": Status.CLOSED.value}},
-        {"$push": {"questions": question}, "$inc": {"revision": 1}},
-    )
+    async with outbox.leased(db, collection=REPORTS, doc_id=report_id):
+        result = await db[REPORTS].update_one(
+            {"_id": report_id, "zone": zone, "status": {"$ne": Status.CLOSED.value}},
+            {"$push": {"questions": question}, "$inc": {"revision": 1}},
+        )
     return question["id"] if result.modified_count == 1 else None
 
 
@@ -245,10 +247,11 @@ async def answer_questions_db(
             question["answered_hour"] = hour
     # FerretDB has no positional updates: the whole list is replaced, guarded by
     # the revision read so that a concurrent change is not overwritten.
-    result = await db[REPORTS].update_one(
-        {"_id": report["_id"], "revision": report.get("revision", 0)},
-        {"$set": {"questions": questions}, "$inc": {"revision": 1}},
-    )
+    async with outbox.leased(db, collection=REPORTS, doc_id=report["_id"]):
+        result = await db[REPORTS].update_one(
+            {"_id": report["_id"], "revision": report.get("revision", 0)},
+            {"$set": {"questions": questions}, "$inc": {"revision": 1}},
+        )
     return result.modified_count == 1
 
 
@@ -260,7 +263,10 @@ async def assign_zone_db(
     update = outbox.outbox_update([entry])
     update["$set"].update({"zone": zone, "updated_hour": hour})
     update["$inc"]["revision"] = 1
-    result = await db[REPORTS].update_one({"_id": report["_id"], "zone": None}, update)
+    async with outbox.leased(db, collection=REPORTS, doc_id=report["_id"]):
+        result = await db[REPORTS].update_one(
+            {"_id": report["_id"], "zone": None}, update
+        )
     return result.modified_count == 1
 
 

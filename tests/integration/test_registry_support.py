@@ -201,30 +201,3 @@ def assert_problem(response: httpx.Response, status: int, *fields: str) -> dict:
     for name in fields:
         assert any(name in n.split(".") for n in named), (name, problem)
     return problem
-
-
-async def wait_outbox_published(
-    settings: ServiceSettings, *, database: str, collection: str, doc_id: str,
-    timeout_s: float = 60,
-) -> None:
-    """Waits until the relay has published and cleared one document's outbox.
-
-    LIMITATION: FerretDB 1.24 (SQLite) applies an update by reading the document and
-    writing it back whole, not atomically with other writers: a change that lands
-    while the relay clears the same document's outbox can be overwritten. Tests that
-    change one document several times in a row wait for the relay in between;
-    MongoDB, which production runs, applies each update atomically.
-    """
-    client: AsyncMongoClient = AsyncMongoClient(settings.mongodb_uri)
-    deadline = time.monotonic() + timeout_s
-    try:
-        while time.monotonic() < deadline:
-            found = await client[database][collection].find_one(
-                {"_id": doc_id}, {"outbox_pending": 1}
-            )
-            if found is not None and not found.get("outbox_pending"):
-                return
-            await asyncio.sleep(0.2)
-    finally:
-        await client.close()
-    raise AssertionError(f"the outbox of {doc_id} was not published in {timeout_s}s")
