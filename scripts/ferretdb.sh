@@ -8,7 +8,10 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 VERSION=v1.24.2
-BIN="$CACHE/bin/ferretdb-$VERSION"
+# Our patch of its SQLite backend (below); a new patch gets a new name, so a cached
+# binary without it is rebuilt.
+PATCH=id-index-1
+BIN="$CACHE/bin/ferretdb-$VERSION-$PATCH"
 PORT=${FERRETDB_PORT:-27017}
 if [ -n "${FERRETDB_DATA_DIR:-}" ]; then
   DATA=$FERRETDB_DATA_DIR; PIDFILE="$DATA/ferretdb.pid"; LOG="$DATA/ferretdb.log"
@@ -31,6 +34,14 @@ build() {
   # The module archive lacks the version file that `bin/task gen-version` writes from
   # git; FerretDB refuses to start without it.
   echo "$VERSION" >"$src/build/version/version.txt"
+  # FerretDB 1.24 indexes `_id` as sjson->'_id' but looks it up as sjson->'$._id', the
+  # same JSON path spelt otherwise, so SQLite never uses the index: every update,
+  # delete and find by _id scans the whole table. That makes the relay's clearing
+  # quadratic in a collection's size. The lookup is spelt like the index here.
+  local meta="$src/internal/backends/sqlite/metadata/metadata.go"
+  grep -q "IDColumn = DefaultColumn + \"->'\$._id'\"" "$meta" \
+    || die "FerretDB $VERSION: the _id lookup to patch is not where expected"
+  sed -i "s/IDColumn = DefaultColumn + \"->'\$._id'\"/IDColumn = DefaultColumn + \"->'_id'\"/" "$meta"
   mkdir -p "$CACHE/bin"
   (cd "$src" && GOBIN="$CACHE/gobin" go install ./cmd/ferretdb) >>"$LOGS/ferretdb-build.log" 2>&1 \
     || { tail -n 20 "$LOGS/ferretdb-build.log" >&2; die "could not build FerretDB"; }
@@ -49,7 +60,11 @@ start() {
   build
   mkdir -p "$DATA"
   say "FerretDB: starting on 127.0.0.1:$PORT (log: $LOG)"
-  nohup "$BIN" --handler=sqlite --sqlite-url="file:$DATA/" --state-dir="$DATA" \
+  # WAL with synchronous=NORMAL: a commit is not flushed to disk on its own (FerretDB
+  # commits every updated document separately); a crash of the process loses nothing,
+  # a power cut the last commits. FerretDB adds busy_timeout and journal_mode(wal).
+  nohup "$BIN" --handler=sqlite --sqlite-url="file:$DATA/?_pragma=synchronous(normal)" \
+    --state-dir="$DATA" \
     --listen-addr="127.0.0.1:$PORT" --telemetry=disable --log-level=warn \
     --debug-addr=- >>"$LOG" 2>&1 &
   echo $! >"$PIDFILE"

@@ -43,6 +43,7 @@ LEASES = "outbox_leases"
 # Far longer than any one update takes; how long a killed holder blocks its document.
 LEASE_S = 10.0
 LEASE_WAIT_S = 5.0
+RELAY_LEASE_PAUSES_S = (0.005, 0.02, 0.05)
 DUPLICATE_KEY = 11000
 
 
@@ -189,6 +190,12 @@ async def relay_once(
     # and is published again on the next pass, with the same event ids.
     keys = {lease_key(collection.name, d["_id"]): d for d in documents}
     taken = await take_leases(collection.database, list(keys))
+    for pause in RELAY_LEASE_PAUSES_S:
+        if len(taken) == len(keys):
+            break
+        # A writer holds a lease for one update: a moment later it is free.
+        await asyncio.sleep(pause)
+        taken |= await take_leases(collection.database, sorted(set(keys) - taken))
     cleared = [keys[key] for key in sorted(taken)]
     try:
         await _clear(collection, cleared)

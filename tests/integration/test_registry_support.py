@@ -161,8 +161,21 @@ def body(record: ConsumerRecord) -> dict[str, Any] | None:
 
 
 def count(n: int) -> Callable[[list[ConsumerRecord]], bool]:
-    """A check that at least n records are there."""
-    return lambda records: len(records) >= n
+    """A check that at least n distinct events are there."""
+    return lambda records: len(distinct(records)) >= n
+
+
+def distinct(records: list[ConsumerRecord]) -> list[ConsumerRecord]:
+    """The records as an idempotent consumer counts them: a repeat of an event id
+    (the relay publishes an entry again when it could not clear it) is dropped."""
+    seen: set[str] = set()
+    kept = []
+    for record in records:
+        event_id = header(record, "ce_id")
+        if event_id not in seen:
+            seen.add(event_id)
+            kept.append(record)
+    return kept
 
 
 def raw_bytes(record: ConsumerRecord) -> bytes:
