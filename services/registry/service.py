@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -23,7 +23,7 @@ ZONES_TOPIC = "registry.zones.v1"
 MEMBERSHIPS_TOPIC = "registry.memberships.v1"
 CONTACTS_TOPIC = "registry.contacts.v1"
 LISTINGS_TOPIC = "registry.directory-listings.v1"
-CHANNELS: tuple[str, ...] = Channel.__args__  # type: ignore[attr-defined]
+CHANNELS: tuple[str, ...] = get_args(Channel)
 # A version conflict on an unsubscribe is retried this often: the link must just work.
 UNSUBSCRIBE_ATTEMPTS = 3
 

@@ -50,8 +50,14 @@ async def run_outbox_relay(settings: RegistrySettings) -> None:
         await client.close()
 
 
-async def project_directory_record(db: AsyncDatabase, received: Received) -> None:
-    """Fold one record of the registry's own topics into the directory's state."""
+async def project_directory_record(
+    db: AsyncDatabase, received: Received, *, coordinators: set[str]
+) -> None:
+    """Fold one record of the registry's own topics into the directory's state.
+
+    `coordinators` are the ids the state holds as coordinators, so that the many
+    memberships of plain members cost no database write.
+    """
     event, key = received.event, received.key or ""
     kind = received.envelope.type
     if kind == ZoneSnapshot.EVENT_TYPE:
@@ -77,14 +83,17 @@ async def project_directory_record(db: AsyncDatabase, received: Received) -> Non
                        and event.status == "active")
         if not coordinator:
             # The state keeps only active coordinators: stepping down drops them.
-            await store.drop_directory_state(
-                db, collection=store.DIRECTORY_COORDINATORS, key=key)
+            if key in coordinators:
+                await store.drop_directory_state(
+                    db, collection=store.DIRECTORY_COORDINATORS, key=key)
+                coordinators.discard(key)
             return
         assert isinstance(event, MembershipSnapshot)
         await store.put_directory_state(
             db, collection=store.DIRECTORY_COORDINATORS,
             document={"_id": event.member_id, "bin_id": event.bin_id,
                       "version": event.version})
+        coordinators.add(event.member_id)
     elif kind == DirectoryListing.EVENT_TYPE:
         if event is None:
             await store.drop_directory_state(
@@ -118,8 +127,11 @@ async def run_directory(settings: RegistrySettings) -> None:
                         extra={"reason": type(error).__name__})
             await asyncio.sleep(2)
 
+    state = await store.read_directory_state(db)
+    coordinators = {c["_id"] for c in state[store.DIRECTORY_COORDINATORS]}
+
     async def handle(received: Received) -> None:
-        await project_directory_record(db, received)
+        await project_directory_record(db, received, coordinators=coordinators)
 
     directory_log.info("directory projection started",
                        extra={"topic": ",".join(DIRECTORY_TOPICS)})
