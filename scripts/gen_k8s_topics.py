@@ -56,11 +56,13 @@ CONTACTS_TOPIC = "registry.contacts.v1"
 # get the contacts topic's compaction bounds, or this retention when they are not
 # compacted, so that erasure reaches them within a known time too.
 CONTACTS_INTERNAL_RETENTION_MS = str(1 * DAY_MS)
-# Plain (non-Faust) consumer groups, as the services name them: messaging's senders
-# (`<sender_group_prefix>-<channel>`, services/messaging/senders.py) and the reports
-# relay's zones reader (`reports-zones-<random>`, services/reports/streams.py).
+# Plain (non-Faust) consumer groups, as the services name them: the registry's
+# directory projection (`directory_group_id`, services/registry/settings.py),
+# messaging's senders (`<sender_group_prefix>-<channel>`, services/messaging/senders.py)
+# and the reports relay's zones reader (`reports-zones-<random>`,
+# services/reports/streams.py).
 PLAIN_GROUP_PREFIXES = {
-    "registry": (),
+    "registry": ("registry-directory",),
     "messaging": ("messaging-sender-",),
     "reports": ("reports-zones-",),
     "analytics": (),

@@ -12,6 +12,7 @@ mkdir -p "$PIDS"
 PROCESSES=$(cat <<'LIST'
 registry-api|-m services.registry api|http://127.0.0.1:8001/readyz
 registry-relay|-m services.registry relay|
+registry-directory|-m services.registry directory|
 messaging-gateway|-m services.messaging gateway|
 messaging-api|-m services.messaging api|http://127.0.0.1:8002/readyz
 messaging-relay|-m services.messaging relay|

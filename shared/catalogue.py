@@ -76,7 +76,7 @@ TOPICS: tuple[Topic, ...] = (
         key="zone code",
         value="ZoneSnapshot",
         producer="registry",
-        consumers=("messaging", "reports", "analytics"),
+        consumers=("messaging", "reports", "analytics", "registry"),
         partitions=1,
         cleanup_policy="compact",
         description="A police zone: name, province, municipalities and the "
@@ -87,7 +87,7 @@ TOPICS: tuple[Topic, ...] = (
         key="BIN id",
         value="BinSnapshot",
         producer="registry",
-        consumers=("messaging", "analytics"),
+        consumers=("messaging", "analytics", "registry"),
         partitions=4,
         cleanup_policy="compact",
         description="A BIN's current state (zone, kind, status, territory units); "
@@ -98,7 +98,7 @@ TOPICS: tuple[Topic, ...] = (
         key="member id",
         value="MembershipSnapshot",
         producer="registry",
-        consumers=("messaging", "analytics"),
+        consumers=("messaging", "analytics", "registry"),
         partitions=4,
         cleanup_policy="compact",
         description="Who is in which BIN, role, preferred channels and language, "
@@ -115,6 +115,20 @@ TOPICS: tuple[Topic, ...] = (
         configs=CONTACTS_CONFIGS,
         description="The member's addresses per channel, encrypted; only messaging "
         "may read it; a tombstone on erasure.",
+    ),
+    Topic(
+        name="registry.directory-listings.v1",
+        key="listing id",
+        value="DirectoryListing",
+        producer="registry",
+        consumers=("registry",),
+        partitions=1,
+        cleanup_policy="compact",
+        configs=CONTACTS_CONFIGS,
+        description="A BIN actor listed in the directory (coordinator, police contact, "
+        "prevention officer) with only the contact details they agreed to list, "
+        "encrypted; read by the registry's directory projection; a tombstone when "
+        "the actor leaves the directory.",
     ),
     Topic(
         name="messaging.alerts.v1",

@@ -17,6 +17,8 @@ BinKind = Literal["residential", "business", "farming"]
 BinStatus = Literal["proposed", "active", "dormant", "dissolved"]
 Role = Literal["member", "coordinator", "cyber_adviser"]
 MembershipStatus = Literal["active", "withdrawn", "left", "erased"]
+ListingKind = Literal["coordinator", "police_contact", "prevention_officer"]
+ListedField = Literal["name", "email", "phone"]
 AlertCategory = Literal[
     "burglary",
     "suspicious_behaviour",
@@ -90,6 +92,8 @@ class MembershipSnapshot(Event):
     status: MembershipStatus
     language: Language
     channels: list[Channel]
+    # Additive: whether the member lets their BIN's coordinators see their e-mail.
+    shares_email_with_coordinator: bool = False
     version: int
     updated_at: datetime
 
@@ -111,6 +115,27 @@ class ContactsSnapshot(Event):
     member_id: str
     contacts: Sealed
     version: int
+
+
+class DirectoryListing(Event):
+    """One BIN actor in the directory: where they act and their listed details, sealed.
+
+    The key is the listing id (`coordinator:<member id>`, `police:<BIN id>`,
+    `prevention:<NIS code>`); a tombstone when the actor leaves the directory.
+    """
+
+    EVENT_TYPE: ClassVar[str] = "be.bin.registry.directory-listing.v1"
+    TOPIC: ClassVar[str] = "registry.directory-listings.v1"
+    listing_id: str
+    kind: ListingKind
+    zone: str
+    bin_id: str | None = None
+    municipality_nis: str | None = None
+    member_id: str | None = None
+    fields: list[ListedField] = Field(description="the contact fields listed, sealed")
+    details: Sealed
+    version: int
+    updated_at: datetime
 
 
 class AlertText(BaseModel):
@@ -269,6 +294,7 @@ EVENT_MODELS: tuple[type[Event], ...] = (
     BinSnapshot,
     MembershipSnapshot,
     ContactsSnapshot,
+    DirectoryListing,
     AlertAccepted,
     AlertForBin,
     Delivery,

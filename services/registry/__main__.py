@@ -1,4 +1,8 @@
-"""Runs one role of the registry: `python -m services.registry api|relay|import-reference`."""
+"""Runs one role of the registry: `python -m services.registry <role>`.
+
+Roles: api, relay, directory (the projection behind `GET /v1/directory`) and
+import-reference.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +31,13 @@ def relay() -> None:
     asyncio.run(run_outbox_relay(get_settings()))
 
 
+def directory() -> None:
+    """Keeps the directory of BIN actors current from the registry's own topics."""
+    from services.registry.streams import run_directory
+
+    asyncio.run(run_directory(get_settings()))
+
+
 def import_reference() -> None:
     """Imports zones, municipalities and sectors from the reference directory."""
     from services.registry.service import Registry
@@ -49,5 +60,6 @@ if __name__ == "__main__":
     main(
         service="registry",
         settings=get_settings(),
-        roles={"api": api, "relay": relay, "import-reference": import_reference},
+        roles={"api": api, "relay": relay, "directory": directory,
+               "import-reference": import_reference},
     )

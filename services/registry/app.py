@@ -5,12 +5,12 @@ from __future__ import annotations
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
-from typing import Annotated, Any
+from pathlib import Path as FilePath
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Query, Request, Response, UploadFile
+from fastapi import Depends, FastAPI, Path, Query, Request, Response, UploadFile
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from services.registry import domain, store
 from services.registry.reference import SECTORS_FILE, ZONES_FILE, ReferenceDataError
@@ -24,6 +24,9 @@ settings = get_settings()
 runtime = Runtime(settings)
 registry: Registry | None = None
 CSV_TYPES = ("text/csv", "application/csv", "text/plain")
+# The token of an unsubscribe link is in its URL: keep it out of caches and referrers.
+LINK_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+ONE_CLICK = "One-Click"
 
 
 @asynccontextmanager
@@ -106,9 +109,9 @@ async def import_reference(
     if zones is None or sectors is None:
         raise Problem(422, "Invalid request", "Send both files, `zones` and `sectors`.")
     with tempfile.TemporaryDirectory() as folder:
-        Path(folder, ZONES_FILE).write_bytes(await zones.read())
-        Path(folder, SECTORS_FILE).write_bytes(await sectors.read())
-        return await reg.import_reference(directory=Path(folder))
+        FilePath(folder, ZONES_FILE).write_bytes(await zones.read())
+        FilePath(folder, SECTORS_FILE).write_bytes(await sectors.read())
+        return await reg.import_reference(directory=FilePath(folder))
 
 
 @app.get("/v1/zones", tags=["reference"])
@@ -272,3 +275,97 @@ async def audit_trail(
 ) -> list[dict[str, Any]]:
     """Lists who read or changed whose data (operators only)."""
     return await reg.audit_trail(principal=who, target=target)
+
+
+# Unsubscribe links ------------------------------------------------------------
+
+
+def wants_html(request: Request) -> bool:
+    """Whether the caller is a browser rather than an API client."""
+    accept = request.headers.get("accept", "")
+    return "text/html" in accept or ("application/json" not in accept and not accept)
+
+
+@app.get("/v1/unsubscribe/{token}", tags=["members"], response_model=None)
+async def unsubscribe_by_link(
+    reg: Reg, token: str, request: Request
+) -> HTMLResponse | JSONResponse:
+    """Stops e-mail to the member the link names; a page in their language, or JSON."""
+    outcome = await reg.unsubscribe(token=token)
+    if wants_html(request):
+        return HTMLResponse(domain.unsubscribed_page(language=outcome["language"]),
+                            headers=LINK_HEADERS)
+    return JSONResponse(outcome, headers=LINK_HEADERS)
+
+
+@app.post("/v1/unsubscribe/{token}", tags=["members"])
+async def unsubscribe_one_click(reg: Reg, token: str, request: Request) -> JSONResponse:
+    """Stops e-mail in one click (RFC 8058: body `List-Unsubscribe=One-Click`)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.form()
+        value = form.get("List-Unsubscribe")
+        if value is not None and value != ONE_CLICK:
+            raise Problem(422, "Invalid request", "RFC 8058 one-click expected.",
+                          errors=[{"field": "List-Unsubscribe",
+                                   "reason": f"must be {ONE_CLICK}"}])
+    return JSONResponse(await reg.unsubscribe(token=token), headers=LINK_HEADERS)
+
+
+# Directory of BIN actors --------------------------------------------------------
+
+
+@app.put("/v1/bins/{bin_id}/police-contact", tags=["directory"])
+async def set_police_contact(
+    reg: Reg, who: Caller, bin_id: str, body: domain.ListedContactIn
+) -> dict[str, Any]:
+    """Lists a BIN's police contact with the details sent (operators, zone staff)."""
+    return await reg.set_police_contact(principal=who, bin_id=bin_id, data=body)
+
+
+@app.delete("/v1/bins/{bin_id}/police-contact", status_code=204, tags=["directory"])
+async def remove_police_contact(reg: Reg, who: Caller, bin_id: str) -> Response:
+    """Takes a BIN's police contact out of the directory."""
+    await reg.remove_police_contact(principal=who, bin_id=bin_id)
+    return Response(status_code=204)
+
+
+@app.put("/v1/municipalities/{nis}/prevention-officer", tags=["directory"])
+async def set_prevention_officer(
+    reg: Reg, who: Caller, nis: Annotated[str, Path(pattern=r"^\d{5}$")],
+    body: domain.ListedContactIn,
+) -> dict[str, Any]:
+    """Lists a municipality's prevention officer (operators, the zone's staff)."""
+    return await reg.set_prevention_officer(principal=who, nis=nis, data=body)
+
+
+@app.delete("/v1/municipalities/{nis}/prevention-officer", status_code=204,
+            tags=["directory"])
+async def remove_prevention_officer(
+    reg: Reg, who: Caller, nis: Annotated[str, Path(pattern=r"^\d{5}$")]
+) -> Response:
+    """Takes a municipality's prevention officer out of the directory."""
+    await reg.remove_prevention_officer(principal=who, nis=nis)
+    return Response(status_code=204)
+
+
+@app.get("/v1/directory", tags=["directory"], response_model=None)
+async def read_directory(
+    reg: Reg, who: Caller, request: Request,
+    province: Annotated[str | None, Query(pattern=r"^\d{5}$")] = None,
+    zone: Annotated[str | None, Query(min_length=1, max_length=20)] = None,
+    municipality: Annotated[str | None, Query(pattern=r"^\d{5}$")] = None,
+    format: Annotated[Literal["json", "csv"] | None, Query()] = None,
+) -> list[dict[str, Any]] | Response:
+    """Lists coordinators, police contacts and prevention officers with only their
+    listed details (operators and study services; every read is audited)."""
+    wanted = domain.DirectoryFilter(province=province, zone=zone,
+                                    municipality=municipality)
+    rows = await reg.read_directory(principal=who, wanted=wanted)
+    accept = request.headers.get("accept", "")
+    if format == "csv" or (format is None and "text/csv" in accept):
+        return Response(domain.directory_csv(rows), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition":
+                                 'attachment; filename="bin-directory.csv"',
+                                 "Cache-Control": "no-store"})
+    return rows

@@ -28,6 +28,7 @@ from shared.events import (
     BinStatus,
     Channel,
     Language,
+    ListedField,
     MembershipSnapshot,
     Role,
 )
@@ -154,6 +155,13 @@ class MemberIn(Strict):
     channels: list[Channel] = Field(min_length=1, max_length=4)
     role: Role = "member"
     consent: ConsentIn
+    share_email_with_coordinator: bool = False
+    directory_listing: list[ListedField] = Field(default=[], max_length=3)
+
+    @field_validator("directory_listing")
+    @classmethod
+    def _listing_once(cls, value: list[str]) -> list[str]:
+        return sorted(set(value))
 
     @field_validator("channels")
     @classmethod
@@ -180,6 +188,17 @@ class MemberPatch(Strict):
     channels: list[Channel] | None = Field(default=None, min_length=1, max_length=4)
     role: Role | None = None
     bin_id: str | None = None
+    share_email_with_coordinator: bool | None = None
+    directory_listing: list[ListedField] | None = Field(default=None, max_length=3)
+
+    @field_validator("directory_listing")
+    @classmethod
+    def _listing_once(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else sorted(set(value))
+
+
+# What only the member may decide about themselves, never their coordinator or staff.
+MEMBER_OWN_CHOICES = ("share_email_with_coordinator", "directory_listing")
 
 
 class BinIn(Strict):
@@ -433,6 +452,7 @@ def membership_event(document: dict[str, Any]) -> MembershipSnapshot:
         status=document["status"],
         language=document["language"],
         channels=document["channels"],
+        shares_email_with_coordinator=document.get("share_email_with_coordinator", False),
         version=document["version"],
         updated_at=document["updated_at"],
     )
@@ -460,3 +480,173 @@ def public_bin(document: dict[str, Any]) -> dict[str, Any]:
         "created_at": document.get("created_at"),
         "updated_at": document.get("updated_at"),
     }
+
+
+# Unsubscribe links ------------------------------------------------------------
+
+UNSUBSCRIBED_TEXTS: dict[str, tuple[str, str, str]] = {
+    "nl": ("Uitgeschreven", "U ontvangt geen BIN-berichten meer per e-mail.",
+           "Uw andere kanalen blijven ongewijzigd."),
+    "fr": ("Désinscription", "Vous ne recevrez plus de messages PLP par e-mail.",
+           "Vos autres canaux restent inchangés."),
+    "de": ("Abgemeldet", "Sie erhalten keine BIN-Nachrichten mehr per E-Mail.",
+           "Ihre anderen Kanäle bleiben unverändert."),
+    "en": ("Unsubscribed", "You will no longer receive BIN messages by e-mail.",
+           "Your other channels stay as they are."),
+}
+
+
+def without_channel(channels: list[str], channel: str) -> list[str]:
+    """The chosen channels with one taken off (unchanged if it was not chosen)."""
+    return [c for c in channels if c != channel]
+
+
+def unsubscribed_page(*, language: str) -> str:
+    """The confirmation page of an unsubscribe link, in the member's language."""
+    title, done, rest = UNSUBSCRIBED_TEXTS.get(language, UNSUBSCRIBED_TEXTS["en"])
+    return (
+        f'<!doctype html>\n<html lang="{language}"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{title}</title></head>\n<body><main><h1>{title}</h1>"
+        f"<p>{done}</p><p>{rest}</p></main></body></html>\n"
+    )
+
+
+# Directory of BIN actors --------------------------------------------------------
+
+DIRECTORY_COLUMNS = ("kind", "province_nis", "zone", "municipalities", "bin_id",
+                     "bin_name", "name", "email", "phone")
+
+
+class ListedContactIn(Strict):
+    """A police contact or prevention officer: a name and the addresses to list."""
+
+    name: str = Field(min_length=1, max_length=160)
+    email: str | None = Field(default=None, max_length=254)
+    phone: str | None = Field(default=None, max_length=40)
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        return normalize_phone(value) if value else None
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        return normalize_email(value) if value else None
+
+    def details(self) -> dict[str, str]:
+        """The fields to list, only those given."""
+        return {k: v for k, v in self.model_dump().items() if v}
+
+
+class DirectoryFilter(Strict):
+    """Which part of the directory to read."""
+
+    province: str | None = Field(default=None, pattern=r"^\d{5}$")
+    zone: str | None = Field(default=None, min_length=1, max_length=20)
+    municipality: str | None = Field(default=None, pattern=r"^\d{5}$")
+
+    def audit_fields(self) -> list[str]:
+        """The filter as the audit trail records it: no personal data in it."""
+        return [f"{k}={v}" for k, v in self.model_dump().items() if v]
+
+
+def coordinator_listing_id(member_id: str) -> str:
+    """The listing id of a coordinator."""
+    return f"coordinator:{member_id}"
+
+
+def police_listing_id(bin_id: str) -> str:
+    """The listing id of a BIN's police contact."""
+    return f"police:{bin_id}"
+
+
+def prevention_listing_id(nis: str) -> str:
+    """The listing id of a municipality's prevention officer."""
+    return f"prevention:{nis}"
+
+
+def is_listed_coordinator(document: dict[str, Any]) -> bool:
+    """Whether a member belongs in the directory: an active coordinator who chose to."""
+    return (document.get("role") == "coordinator" and document.get("status") == "active"
+            and bool(document.get("directory_listing")))
+
+
+def coordinator_details(
+    *, personal: dict[str, Any], fields: list[str]
+) -> dict[str, str]:
+    """The contact details a coordinator chose to list, taken from their record."""
+    person, contacts = personal["person"], personal["contacts"]
+    found = {
+        "name": f"{person['given_name']} {person['family_name']}",
+        "email": contacts.get("email"),
+        "phone": contacts.get("phone"),
+    }
+    return {k: v for k, v in found.items() if k in fields and v}
+
+
+def bin_municipalities(territory: list[str]) -> list[str]:
+    """The municipalities (NIS codes) a BIN lies in: a sector code starts with one."""
+    return sorted({unit[:5] for unit in territory})
+
+
+def directory_rows(
+    *,
+    zones: dict[str, dict[str, Any]],
+    bins: dict[str, dict[str, Any]],
+    coordinators: set[str],
+    listings: list[dict[str, Any]],
+    details: Any,
+    wanted: DirectoryFilter,
+) -> list[dict[str, Any]]:
+    """The directory from the projection's state: who is listed where, with what.
+
+    A coordinator is listed while their membership says active coordinator and their
+    BIN is not dissolved; a police contact while their BIN is; a prevention officer
+    while their municipality belongs to a known zone. `details` opens a listing's
+    sealed details; only the fields it holds reach the row.
+    """
+    rows = []
+    for listing in listings:
+        zone_code, bin_doc = listing["zone"], None
+        if listing["kind"] in ("coordinator", "police_contact"):
+            bin_doc = bins.get(listing.get("bin_id") or "")
+            if bin_doc is None or bin_doc["status"] == "dissolved":
+                continue
+            zone_code = bin_doc["zone"]
+            municipalities = bin_doc["municipalities"]
+        else:
+            municipalities = [listing["municipality_nis"]]
+        if listing["kind"] == "coordinator" and listing.get("member_id") not in coordinators:
+            continue
+        zone = zones.get(zone_code)
+        if zone is None:
+            continue
+        if wanted.zone and wanted.zone != zone_code:
+            continue
+        if wanted.province and wanted.province != zone["province_nis"]:
+            continue
+        if wanted.municipality and wanted.municipality not in municipalities:
+            continue
+        opened = details(listing)
+        row: dict[str, Any] = {
+            "kind": listing["kind"], "province_nis": zone["province_nis"],
+            "zone": zone_code, "municipalities": municipalities,
+        }
+        if bin_doc is not None:
+            row.update(bin_id=bin_doc["_id"], bin_name=bin_doc["name"])
+        row.update({k: opened[k] for k in listing["fields"] if opened.get(k)})
+        rows.append(row)
+    return sorted(rows, key=lambda r: (r["province_nis"], r["zone"], r["kind"],
+                                       r.get("bin_id", ""), r["municipalities"]))
+
+
+def directory_csv(rows: list[dict[str, Any]]) -> str:
+    """The directory as CSV: one column per possible field, empty where not listed."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=DIRECTORY_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({**row, "municipalities": ";".join(row["municipalities"])})
+    return out.getvalue()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -14,13 +14,18 @@ from services.registry.settings import RegistrySettings
 from shared import outbox
 from shared.auth import Principal, forbid, issue_token, require_role, require_zone
 from shared.crypto import KeyRing, keyring_from_settings, open_json, seal_json
-from shared.events import BinSnapshot, ContactsSnapshot, Sealed
+from shared.events import BinSnapshot, Channel, ContactsSnapshot, DirectoryListing, Sealed
 from shared.http import Problem
+from shared.links import InvalidLink, read_unsubscribe
 
 BINS_TOPIC = "registry.bins.v1"
 ZONES_TOPIC = "registry.zones.v1"
 MEMBERSHIPS_TOPIC = "registry.memberships.v1"
 CONTACTS_TOPIC = "registry.contacts.v1"
+LISTINGS_TOPIC = "registry.directory-listings.v1"
+CHANNELS: tuple[str, ...] = get_args(Channel)
+# A version conflict on an unsubscribe is retried this often: the link must just work.
+UNSUBSCRIBE_ATTEMPTS = 3
 
 
 def not_found(what: str) -> Problem:
@@ -260,6 +265,8 @@ class Registry:
             "status": "active",
             "language": data.language,
             "channels": data.channels,
+            "share_email_with_coordinator": data.share_email_with_coordinator,
+            "directory_listing": data.directory_listing,
             "consent": domain.consent_record(data.consent, now=now, recorded_by=recorded_by),
             "personal": seal_json(
                 self.keyring, json.loads(domain.personal_record(data)), owner=member_id
@@ -272,8 +279,12 @@ class Registry:
         return outbox.with_outbox(document, self._member_entries(document, contacts=True))
 
     def _member_entries(self, document: dict, *, contacts: bool) -> list[dict[str, Any]]:
+        """The events of a member's change; marks on `document` whether it is listed."""
         entries = [outbox.entry(topic=MEMBERSHIPS_TOPIC, key=document["_id"],
                                 event=domain.membership_event(document))]
+        listing = self._coordinator_listing_entry(document)
+        if listing is not None:
+            entries.append(listing)
         if contacts:
             entries.append(outbox.entry(
                 topic=CONTACTS_TOPIC, key=document["_id"],
@@ -282,6 +293,29 @@ class Registry:
                                        version=document["version"]),
             ))
         return entries
+
+    def _coordinator_listing_entry(self, document: dict) -> dict[str, Any] | None:
+        """The directory event of a member's change: a listing, a tombstone or none."""
+        listing_id = domain.coordinator_listing_id(document["_id"])
+        was_listed = document.get("directory_listed", False)
+        document["directory_listed"] = domain.is_listed_coordinator(document)
+        if not document["directory_listed"]:
+            if not was_listed:
+                return None
+            return outbox.tombstone_entry(topic=LISTINGS_TOPIC, key=listing_id,
+                                          event_type=DirectoryListing.EVENT_TYPE)
+        personal = open_json(self.keyring, Sealed(**document["personal"]),
+                             owner=document["_id"])
+        details = domain.coordinator_details(
+            personal=personal, fields=document["directory_listing"]
+        )
+        event = DirectoryListing(
+            listing_id=listing_id, kind="coordinator", zone=document["zone"],
+            bin_id=document["bin_id"], member_id=document["_id"], fields=sorted(details),
+            details=seal_json(self.keyring, details, owner=listing_id),
+            version=document["version"], updated_at=document["updated_at"],
+        )
+        return outbox.entry(topic=LISTINGS_TOPIC, key=listing_id, event=event)
 
     async def _require_bin_staff(self, principal: Principal, bin_doc: dict) -> None:
         if principal.role == "coordinator" and principal.scope == bin_doc["_id"]:
@@ -310,8 +344,15 @@ class Registry:
             return found
         raise forbid("Your token does not reach this member.")
 
-    def _open(self, found: dict[str, Any]) -> dict[str, Any]:
+    def _open(
+        self, found: dict[str, Any], *, principal: Principal | None = None
+    ) -> dict[str, Any]:
+        """A member's record opened; a coordinator sees the e-mail only if shared."""
         personal = open_json(self.keyring, Sealed(**found["personal"]), owner=found["_id"])
+        contacts = personal["contacts"]
+        shares = found.get("share_email_with_coordinator", False)
+        if principal is not None and principal.role == "coordinator" and not shares:
+            contacts = {**contacts, "email": None}
         return {
             "member_id": found["_id"],
             "bin_id": found["bin_id"],
@@ -321,7 +362,9 @@ class Registry:
             "language": found["language"],
             "channels": found["channels"],
             "person": personal["person"],
-            "contacts": personal["contacts"],
+            "contacts": contacts,
+            "share_email_with_coordinator": shares,
+            "directory_listing": found.get("directory_listing", []),
             "consent": found["consent"],
             "version": found["version"],
             "created_at": found["created_at"],
@@ -333,7 +376,7 @@ class Registry:
         found = await self._member_for(principal=principal, member_id=member_id)
         await store.append_audit(self.db, actor=principal.ref, action="member.read",
                                  target_kind="member", target_ids=[member_id])
-        return self._open(found)
+        return self._open(found, principal=principal)
 
     async def export_member(self, *, principal: Principal, member_id: str) -> dict:
         """A member's own export: their record and the audit trail about them."""
@@ -355,6 +398,9 @@ class Registry:
         sent = patch.model_dump(exclude_unset=True)
         if ("role" in sent or "bin_id" in sent) and principal.role == "member":
             raise forbid("A member cannot change their own role or BIN.")
+        own = [field for field in domain.MEMBER_OWN_CHOICES if field in sent]
+        if own and principal.role != "member":
+            raise forbid(f"Only the member themselves can change {', '.join(own)}.")
         changes: dict[str, Any] = {}
         if "bin_id" in sent and sent["bin_id"] != found["bin_id"]:
             target = await store.find_bin(self.db, bin_id=sent["bin_id"])
@@ -362,7 +408,7 @@ class Registry:
                 raise domain.RuleError("bin_id", "is not a BIN one can join")
             await self._require_bin_staff(principal, target)
             changes.update(bin_id=target["_id"], zone=target["zone"])
-        for field in ("role", "language"):
+        for field in ("role", "language", *domain.MEMBER_OWN_CHOICES):
             if sent.get(field) is not None:
                 changes[field] = sent[field]
         person = {**opened["person"], **(sent.get("person") or {})}
@@ -392,7 +438,7 @@ class Registry:
         await store.append_audit(self.db, actor=principal.ref, action="member.correct",
                                  target_kind="member", target_ids=[member_id],
                                  fields=sorted(sent))
-        return self._open(updated)
+        return self._open(updated, principal=principal)
 
     async def withdraw_consent(self, *, principal: Principal, member_id: str) -> dict:
         """Withdraw consent: no more messages; the contacts leave Kafka."""
@@ -439,6 +485,157 @@ class Registry:
         members = await store.list_members_of_bin(self.db, bin_id=bin_id)
         return [domain.public_member(m) for m in members if m["status"] != "erased"]
 
+    # Unsubscribe links -------------------------------------------------------
+
+    async def unsubscribe(self, *, token: str) -> dict[str, Any]:
+        """Take the link's channel off the member's channels; a repeat changes nothing."""
+        try:
+            link = read_unsubscribe(token, secret=self.settings.jwt_secret)
+        except InvalidLink:
+            raise _bad_link("is not valid or has expired") from None
+        if link.channel not in CHANNELS:
+            raise _bad_link("names no known channel")
+        for _ in range(UNSUBSCRIBE_ATTEMPTS):
+            try:
+                found = await store.find_member(self.db, member_id=link.member_id)
+            except domain.RuleError:
+                raise _bad_link("names no member") from None
+            if found is None:
+                raise not_found("member")
+            if found["status"] == "erased":
+                raise Problem(410, "Gone", "This member's data has been erased.")
+            answer = {"status": "unsubscribed", "channel": link.channel,
+                      "language": found["language"]}
+            channels = domain.without_channel(found["channels"], link.channel)
+            if channels == found["channels"]:
+                return {**answer, "changed": False}
+            updated = {**found, "channels": channels, "version": found["version"] + 1,
+                       "updated_at": domain.utcnow()}
+            try:
+                await store.update_member(
+                    self.db, member_id=found["_id"], version=found["version"],
+                    changes=_stored_fields(updated),
+                    entries=self._member_entries(updated, contacts=False),
+                )
+            except store.Conflict:
+                continue
+            await store.append_audit(
+                self.db, actor=f"member:{found['_id']}", action="member.unsubscribe",
+                target_kind="member", target_ids=[found["_id"]], fields=["channels"],
+            )
+            return {**answer, "changed": True}
+        raise Problem(409, "Conflict", "The member changed meanwhile; open the link again.")
+
+    # Directory of BIN actors ---------------------------------------------------
+
+    async def set_police_contact(
+        self, *, principal: Principal, bin_id: str, data: domain.ListedContactIn
+    ) -> dict[str, Any]:
+        """List a BIN's police contact (operators and the BIN's zone staff)."""
+        require_role(principal, "operator", "zone")
+        found = await self.bin_for(principal=principal, bin_id=bin_id)
+        return await self._save_listing(
+            principal=principal, listing_id=domain.police_listing_id(bin_id),
+            kind="police_contact", zone=found["zone"], data=data,
+            place={"bin_id": bin_id},
+        )
+
+    async def remove_police_contact(self, *, principal: Principal, bin_id: str) -> None:
+        """Take a BIN's police contact out of the directory."""
+        require_role(principal, "operator", "zone")
+        await self.bin_for(principal=principal, bin_id=bin_id)
+        await self._remove_listing(principal=principal,
+                                   listing_id=domain.police_listing_id(bin_id))
+
+    async def set_prevention_officer(
+        self, *, principal: Principal, nis: str, data: domain.ListedContactIn
+    ) -> dict[str, Any]:
+        """List a municipality's prevention officer (operators and its zone's staff)."""
+        zone = await self._zone_of_municipality(principal=principal, nis=nis)
+        return await self._save_listing(
+            principal=principal, listing_id=domain.prevention_listing_id(nis),
+            kind="prevention_officer", zone=zone, data=data,
+            place={"municipality_nis": nis},
+        )
+
+    async def remove_prevention_officer(self, *, principal: Principal, nis: str) -> None:
+        """Take a municipality's prevention officer out of the directory."""
+        await self._zone_of_municipality(principal=principal, nis=nis)
+        await self._remove_listing(principal=principal,
+                                   listing_id=domain.prevention_listing_id(nis))
+
+    async def _zone_of_municipality(self, *, principal: Principal, nis: str) -> str:
+        require_role(principal, "operator", "zone")
+        for zone in await store.list_zones(self.db, province=None):
+            if any(m["nis"] == nis for m in zone["municipalities"]):
+                require_zone(principal, zone["_id"])
+                return zone["_id"]
+        raise not_found("municipality")
+
+    async def _save_listing(
+        self, *, principal: Principal, listing_id: str, kind: str, zone: str,
+        data: domain.ListedContactIn, place: dict[str, str],
+    ) -> dict[str, Any]:
+        current = await store.find_listing(self.db, listing_id=listing_id)
+        version = 0 if current is None else current["version"]
+        details = data.details()
+        document = {
+            "_id": listing_id, "kind": kind, "zone": zone, **place,
+            "fields": sorted(details),
+            "details": seal_json(self.keyring, details, owner=listing_id).model_dump(),
+            "removed": False, "version": version + 1, "updated_at": domain.utcnow(),
+        }
+        event = DirectoryListing(listing_id=listing_id, **{
+            k: v for k, v in document.items() if k not in ("_id", "removed")})
+        try:
+            await store.save_listing(
+                self.db, document=document, version=version,
+                entries=[outbox.entry(topic=LISTINGS_TOPIC, key=listing_id, event=event)],
+            )
+        except store.Conflict:
+            raise Problem(409, "Conflict", "The listing changed meanwhile; send it again.")
+        await store.append_audit(self.db, actor=principal.ref, action="listing.set",
+                                 target_kind=kind, target_ids=[listing_id],
+                                 fields=sorted(details))
+        return {"listing_id": listing_id, "kind": kind, "zone": zone, **place,
+                **details, "version": version + 1}
+
+    async def _remove_listing(self, *, principal: Principal, listing_id: str) -> None:
+        current = await store.find_listing(self.db, listing_id=listing_id)
+        if current is None or current.get("removed"):
+            raise not_found("listing")
+        document = {"_id": listing_id, "removed": True,
+                    "version": current["version"] + 1, "updated_at": domain.utcnow()}
+        entry = outbox.tombstone_entry(topic=LISTINGS_TOPIC, key=listing_id,
+                                       event_type=DirectoryListing.EVENT_TYPE)
+        try:
+            await store.save_listing(self.db, document=document,
+                                     version=current["version"], entries=[entry])
+        except store.Conflict:
+            raise Problem(409, "Conflict", "The listing changed meanwhile; try again.")
+        await store.append_audit(self.db, actor=principal.ref, action="listing.remove",
+                                 target_kind=current["kind"], target_ids=[listing_id])
+
+    async def read_directory(
+        self, *, principal: Principal, wanted: domain.DirectoryFilter
+    ) -> list[dict[str, Any]]:
+        """The directory of BIN actors (operators and study services; audited)."""
+        require_role(principal, "operator", "study")
+        state = await store.read_directory_state(self.db)
+        rows = domain.directory_rows(
+            zones={z["_id"]: z for z in state[store.DIRECTORY_ZONES]},
+            bins={b["_id"]: b for b in state[store.DIRECTORY_BINS]},
+            coordinators={c["_id"] for c in state[store.DIRECTORY_COORDINATORS]},
+            listings=state[store.DIRECTORY_LISTINGS],
+            details=lambda listing: open_json(
+                self.keyring, Sealed(**listing["details"]), owner=listing["_id"]),
+            wanted=wanted,
+        )
+        await store.append_audit(self.db, actor=principal.ref, action="directory.read",
+                                 target_kind="directory", target_ids=[],
+                                 fields=wanted.audit_fields(), rows=len(rows))
+        return rows
+
     async def _update_member(
         self, current: dict, updated: dict, entries: list, removals: list | None = None
     ) -> None:
@@ -450,6 +647,12 @@ class Registry:
             )
         except store.Conflict:
             raise Problem(409, "Conflict", "The member changed meanwhile; read again.")
+
+
+def _bad_link(reason: str) -> Problem:
+    """The 400 for an unsubscribe link that cannot be honoured."""
+    return Problem(400, "Invalid link", "This unsubscribe link cannot be used.",
+                   errors=[{"field": "token", "reason": reason}])
 
 
 def _stored_fields(document: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,11 @@ class RegistrySettings(ServiceSettings):
     privacy_notice_version: str = "2026-01"
     member_token_hours: int = 24 * 30
     relay_sweep_seconds: float = 30.0
+    # Where members reach the registry from outside: the base of the unsubscribe links
+    # messaging puts in every mail (`{registry_public_url}/v1/unsubscribe/{token}`).
+    registry_public_url: str = "http://127.0.0.1:8001"
+    # The consumer group of the directory projection (role `directory`).
+    directory_group_id: str = "registry-directory"
 
     def secret_values(self) -> dict[str, str]:
         """The secrets that must be replaced outside development."""

@@ -22,6 +22,13 @@ ZONES = "zones"
 POSTCODES = "postcodes"
 BINS = "bins"
 AUDIT = "audit"
+LISTINGS = "listings"
+# The directory projection's state, fed from the registry's own topics only.
+DIRECTORY_ZONES = "directory_zones"
+DIRECTORY_BINS = "directory_bins"
+DIRECTORY_COORDINATORS = "directory_coordinators"
+DIRECTORY_LISTINGS = "directory_listings"
+DIRECTORY = (DIRECTORY_ZONES, DIRECTORY_BINS, DIRECTORY_COORDINATORS, DIRECTORY_LISTINGS)
 DUPLICATE_KEY = 11000
 # Reads ask for everything in their first reply (FerretDB caps it at 16 MiB): a
 # cursor left open between replies deadlocks FerretDB 1.24 against a concurrent
@@ -46,7 +53,7 @@ def member_bucket_names() -> list[str]:
 async def outbox_collections(db: AsyncDatabase) -> list[str]:
     """Every collection whose documents carry outboxes, for the relay's sweep."""
     existing = set(await db.list_collection_names())
-    wanted = [ZONES, BINS, *member_bucket_names()]
+    wanted = [ZONES, BINS, LISTINGS, *member_bucket_names()]
     return [name for name in wanted if name in existing]
 
 
@@ -60,7 +67,8 @@ async def ensure_collections(db: AsyncDatabase) -> None:
     connection, which the cursor keeps while its next batch waits for that lock.
     """
     existing = set(await db.list_collection_names())
-    for name in (ZONES, POSTCODES, BINS, AUDIT, HINTS, LEASES, *member_bucket_names()):
+    for name in (ZONES, POSTCODES, BINS, AUDIT, HINTS, LEASES, LISTINGS, *DIRECTORY,
+                 *member_bucket_names()):
         if name not in existing:
             try:
                 await db.create_collection(name)
@@ -248,19 +256,21 @@ async def append_audit(
     target_kind: str,
     target_ids: list[str],
     fields: list[str] | None = None,
+    rows: int | None = None,
 ) -> None:
     """Record who read or changed whose data: identifiers only, no personal data."""
-    await db[AUDIT].insert_one(
-        {
-            "_id": uuid.uuid4().hex,
-            "at": utcnow(),
-            "actor": actor,
-            "action": action,
-            "target_kind": target_kind,
-            "target_ids": target_ids,
-            "fields": fields or [],
-        }
-    )
+    entry = {
+        "_id": uuid.uuid4().hex,
+        "at": utcnow(),
+        "actor": actor,
+        "action": action,
+        "target_kind": target_kind,
+        "target_ids": target_ids,
+        "fields": fields or [],
+    }
+    if rows is not None:
+        entry["rows"] = rows
+    await db[AUDIT].insert_one(entry)
 
 
 async def list_audit(db: AsyncDatabase, *, target_id: str | None) -> list[dict[str, Any]]:
@@ -270,3 +280,59 @@ async def list_audit(db: AsyncDatabase, *, target_id: str | None) -> list[dict[s
         query, {"_id": 0}, batch_size=ONE_REPLY
     ).to_list(None)
     return sorted(entries, key=lambda e: e["at"], reverse=True)
+
+
+async def find_listing(db: AsyncDatabase, *, listing_id: str) -> dict[str, Any] | None:
+    """A police contact's or prevention officer's stored listing (details sealed)."""
+    return await db[LISTINGS].find_one({"_id": listing_id}, {"outbox": 0})
+
+
+async def save_listing(
+    db: AsyncDatabase,
+    *,
+    document: dict[str, Any],
+    version: int,
+    entries: list[dict[str, Any]],
+) -> None:
+    """Store a listing at `version` + 1 if it is still at `version`; Conflict otherwise."""
+    if version == 0:
+        try:
+            await db[LISTINGS].insert_one(with_outbox(document, entries))
+        except DuplicateKeyError:
+            raise Conflict(document["_id"]) from None
+    else:
+        update = outbox_update(entries)
+        update["$set"].update({k: v for k, v in document.items() if k != "_id"})
+        async with leased(db, collection=LISTINGS, doc_id=document["_id"]):
+            result = await db[LISTINGS].update_one(
+                {"_id": document["_id"], "version": version}, update
+            )
+        if result.matched_count != 1:
+            raise Conflict(document["_id"])
+    await mark_dirty(db, collection=LISTINGS)
+
+
+async def put_directory_state(
+    db: AsyncDatabase, *, collection: str, document: dict[str, Any]
+) -> bool:
+    """Keep a projected record unless a newer version is there; False if older."""
+    current = await db[collection].find_one({"_id": document["_id"]}, {"version": 1})
+    if current is not None and current.get("version", 0) > document["version"]:
+        return False
+    await db[collection].replace_one({"_id": document["_id"]}, document, upsert=True)
+    return True
+
+
+async def drop_directory_state(
+    db: AsyncDatabase, *, collection: str, key: str
+) -> None:
+    """Forget a projected record (a tombstone, or a member who is no coordinator)."""
+    await db[collection].delete_one({"_id": key})
+
+
+async def read_directory_state(db: AsyncDatabase) -> dict[str, list[dict[str, Any]]]:
+    """Everything the directory projection holds, by collection."""
+    return {
+        name: await db[name].find({}, batch_size=ONE_REPLY).to_list(None)
+        for name in DIRECTORY
+    }

@@ -18,6 +18,7 @@ from faker import Faker
 
 from services.registry.reference import SECTORS_FILE, ZONES_FILE
 from shared.auth import issue_token
+from shared.links import unsubscribe_token
 from shared.settings import ServiceSettings
 
 fake = Faker("nl_BE")
@@ -134,3 +135,16 @@ def reference_subset(*zones: str) -> dict[str, tuple[str, bytes, str]]:
         ]
         files[part] = (name, "".join(kept).encode(), "text/csv")
     return files
+
+
+def unsubscribe(member_id: str, *, secret: str = "", **claims: Any) -> str:
+    """The token of the unsubscribe link messaging puts in a mail to a member."""
+    return unsubscribe_token(secret=secret or ServiceSettings().jwt_secret,
+                             member_id=member_id, message_id=f"alert-{uuid.uuid4().hex}",
+                             **claims)
+
+
+def listed_contact(**overrides: Any) -> dict[str, Any]:
+    """A police contact or prevention officer with every field listed."""
+    body = {"name": fake.name(), "email": email(), "phone": phone()}
+    return {**body, **overrides}

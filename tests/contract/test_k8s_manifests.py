@@ -29,6 +29,7 @@ README = ROOT / "deploy" / "k8s" / "README.md"
 SERVES: dict[tuple[str, str], tuple[str | None, str | None]] = {
     ("registry", "api"): ("http", "HTTP_PORT"),
     ("registry", "relay"): (None, None),
+    ("registry", "directory"): (None, None),
     ("registry", "import-reference"): (None, None),
     ("messaging", "api"): ("http", "HTTP_PORT"),
     ("messaging", "relay"): (None, None),
@@ -48,8 +49,8 @@ FAUST_ROLES = {("messaging", "fanout"): "bin-messaging-fanout",
 WRITTEN_DIRS = {("messaging", "fanout"): "FAUST_DATADIR",
                 ("analytics", "worker"): "FAUST_DATA_ROOT",
                 ("messaging", "gateway"): "GATEWAY_STORE_DIR"}
-SINGLETONS = {("registry", "relay"), ("messaging", "relay"), ("messaging", "status"),
-              ("reports", "relay"), ("messaging", "gateway")}
+SINGLETONS = {("registry", "relay"), ("registry", "directory"), ("messaging", "relay"),
+              ("messaging", "status"), ("reports", "relay"), ("messaging", "gateway")}
 NOT_IN_PROD = {("messaging", "gateway")}
 
 

@@ -27,18 +27,20 @@ from tests.conftest import ROOT, ServiceProcess, free_port, unique, wait_http
 
 MODULE = "services.registry"
 TOPICS = ("registry.zones.v1", "registry.bins.v1", "registry.memberships.v1",
-          "registry.contacts.v1")
+          "registry.contacts.v1", "registry.directory-listings.v1")
 PROBLEM = "application/problem+json"
 
 
 @dataclass
 class Registry:
-    """The registry's api and relay processes, its database and how to reach it."""
+    """The registry's api, relay and directory processes, its database and how to
+    reach it."""
 
     database: str = field(default_factory=lambda: unique("reg").replace("-", "_"))
     port: int = field(default_factory=free_port)
     api: ServiceProcess | None = None
     relay: ServiceProcess | None = None
+    directory: ServiceProcess | None = None
 
     @property
     def url(self) -> str:
@@ -47,9 +49,10 @@ class Registry:
 
     @property
     def env(self) -> dict[str, str]:
-        """The settings of both processes."""
+        """The settings of every process."""
         return {"HTTP_PORT": str(self.port), "MONGODB_DATABASE": self.database,
-                "RELAY_SWEEP_SECONDS": "2"}
+                "RELAY_SWEEP_SECONDS": "2",
+                "DIRECTORY_GROUP_ID": f"registry-directory-{self.database}"}
 
     def start_api(self) -> None:
         """Starts the HTTP app and waits until it is ready."""
@@ -60,15 +63,20 @@ class Registry:
         """Starts the outbox relay."""
         self.relay = self._process("relay").start()
 
+    def start_directory(self) -> None:
+        """Starts the directory projection."""
+        self.directory = self._process("directory").start()
+
     def stop(self) -> None:
-        """Stops both processes."""
-        for process in (self.api, self.relay):
+        """Stops every process started."""
+        for process in (self.api, self.relay, self.directory):
             if process is not None:
                 process.stop()
 
     def logs(self) -> str:
-        """What both processes have logged."""
-        return "".join(p.logs() for p in (self.api, self.relay) if p is not None)
+        """What the processes have logged."""
+        return "".join(p.logs() for p in (self.api, self.relay, self.directory)
+                       if p is not None)
 
     def _process(self, role: str) -> ServiceProcess:
         log = ROOT / ".run" / "logs" / "tests" / f"{unique('registry-' + role)}.log"
