@@ -145,6 +145,7 @@ def build_app(settings: MessagingSettings) -> faust.App:
                 return []
             state.update(
                 bin=body.bin_id,
+                role=body.role,
                 status=body.status,
                 language=body.language,
                 channels=list(body.channels),
@@ -168,7 +169,7 @@ def build_app(settings: MessagingSettings) -> faust.App:
 
     @app.agent(members_by_bin, name="bin-members")
     async def bin_member_changes(stream: faust.StreamT) -> None:
-        """Keeps each BIN's active members: language, channels and sealed contacts."""
+        """Keeps each BIN's active members: role, language, channels and contacts."""
         async for change in stream:
             bin_id, member_id = change["bin"], change["member"]
             key = f"{bin_id}/{member_id}"
@@ -178,6 +179,7 @@ def build_app(settings: MessagingSettings) -> faust.App:
                 index[bin_id].pop(member_id, None)
                 continue
             value = {
+                "role": change.get("role", "member"),
                 "language": change["language"],
                 "channels": change["channels"],
                 "contacts": change.get("contacts"),
@@ -275,8 +277,10 @@ def build_app(settings: MessagingSettings) -> faust.App:
                     urgency=alert.urgency,
                     texts=alert.texts,
                     channels=alert.channels,
+                    roles=alert.roles,
                     expires_at=alert.expires_at,
                     accepted_at=alert.accepted_at,
+                    mail=alert.mail,
                 )
                 body, headers = encode(
                     record,
@@ -368,6 +372,7 @@ class MemberEntry:
     language: str
     channels: tuple[str, ...]
     contacts: Sealed
+    role: str = "member"
 
     @classmethod
     def of(cls, value: dict[str, Any]) -> MemberEntry | None:
@@ -378,6 +383,7 @@ class MemberEntry:
             language=value["language"],
             channels=tuple(value["channels"]),
             contacts=Sealed.model_validate(value["contacts"]),
+            role=value.get("role", "member"),
         )
 
 
@@ -399,8 +405,11 @@ async def queue_deliveries(
     texts: dict[str, AlertText] = dict(record.texts)
     status_topic = settings.topic(DeliveryStatus.TOPIC)
     alert_key = record.alert_id.encode()
+    low_urgency = domain.is_low_urgency(record.urgency)
     for member_id in sorted(members):
         entry = members[member_id]
+        if not domain.reaches_role(member_role=entry.role, roles=record.roles):
+            continue
         plan = domain.plan_member(
             member_channels=entry.channels,
             member_language=entry.language,
@@ -429,13 +438,14 @@ async def queue_deliveries(
                 address=entry.contacts,
                 expires_at=record.expires_at,
                 accepted_at=record.accepted_at,
+                mail=record.mail,
             )
             body, headers = encode(
                 delivery, source=SOURCE, subject=member_id, event_id=key
             )
             sends.append(
                 await producer.send(
-                    settings.delivery_topic(channel),
+                    settings.delivery_topic(channel, low_urgency=low_urgency),
                     value=body,
                     key=member_key,
                     headers=headers + trace,
