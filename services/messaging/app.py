@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
@@ -365,7 +365,8 @@ def _read_attachments(
         errors += [{"field": f"{where}.{f}", "reason": r} for f, r in problems]
         if not problems and content_type:
             ref = AttachmentRef(
-                attachment_id=f"{mail_id}/{index}",
+                # Never guessable from the mail id, so never reused by a retry.
+                attachment_id=f"{mail_id}/{uuid.uuid4().hex}",
                 filename=mail_rules.clean_filename(item.filename) or "attachment",
                 content_type=content_type,
                 size=len(data),
@@ -401,10 +402,16 @@ async def _limit_mail_size(request: Request, call_next: Any) -> Any:
     return await call_next(request)
 
 
+def _caller(request: Request) -> Principal:
+    """The caller, judged before the body is: no token is a 401, whatever it holds."""
+    return principal_from(request, secret=settings.jwt_secret)
+
+
 @app.post("/v1/mail", status_code=202)
-async def send_mail(mail: MailIn, request: Request) -> JSONResponse:
+async def send_mail(
+    mail: MailIn, request: Request, principal: Principal = Depends(_caller)
+) -> JSONResponse:
     """Accepts a mail to an audience by role, by e-mail only, and queues it."""
-    principal = principal_from(request, secret=settings.jwt_secret)
     value, zones = _mail_reach(principal, mail)
     now = datetime.now(UTC)
     expires_at = mail.expires_at or now + timedelta(
@@ -416,6 +423,8 @@ async def send_mail(mail: MailIn, request: Request) -> JSONResponse:
             errors=[{"field": "expires_at", "reason": "lies in the past"}],
         )
     mail_id = mail.mail_id or f"mail-{uuid.uuid4().hex}"
+    if await store.find_mail(runtime.db, mail_id=mail_id) is not None:
+        raise Problem(409, "Mail exists", f"A mail with id {mail_id} was accepted.")
     attachments = _read_attachments(mail, mail_id=mail_id)
     audience = mail_rules.AUDIENCES[mail.audience]
     details = MailDetails(

@@ -102,26 +102,22 @@ async def save_attachments(
 ) -> None:
     """Store a mail's attachments (id, filename, type, bytes) before the mail itself.
 
-    Stored first, so that no delivery can name an attachment that is not there; a
-    mail refused afterwards leaves its attachments behind, unreferenced.
+    Stored first, so that no delivery can name an attachment that is not there, and
+    only inserted, so that no request can replace another mail's files. A mail
+    refused afterwards leaves its attachments behind, unreferenced.
     """
     if attachments:
-        await db[ATTACHMENTS].bulk_write(
+        await db[ATTACHMENTS].insert_many(
             [
-                ReplaceOne(
-                    {"_id": attachment_id},
-                    {
-                        "_id": attachment_id,
-                        "mail_id": mail_id,
-                        "filename": filename,
-                        "content_type": content_type,
-                        "data": Binary(data),
-                    },
-                    upsert=True,
-                )
+                {
+                    "_id": attachment_id,
+                    "mail_id": mail_id,
+                    "filename": filename,
+                    "content_type": content_type,
+                    "data": Binary(data),
+                }
                 for attachment_id, filename, content_type, data in attachments
-            ],
-            ordered=False,
+            ]
         )
 
 
