@@ -387,6 +387,10 @@ class MemberEntry:
             language=value["language"],
             channels=tuple(value["channels"]),
             contacts=Sealed.model_validate(value["contacts"]),
+            # LIMITATION: table values written before roles were kept have none and
+            # count as members until the member's next change, because the tables
+            # are only rebuilt from their changelogs; a worker upgraded in place
+            # needs a new FAUST_APP_ID (a replay of the registry) to address by role.
             role=value.get("role", "member"),
         )
 
