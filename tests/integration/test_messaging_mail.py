@@ -207,6 +207,9 @@ async def test_coordinator_mail_reaches_only_its_bin_without_leaks_and_relays_re
 
     status = await wait_for(handed_over, what="the mail's status")
     assert "@" not in str(status) and status["category"] == "coordinator_mail"
+    with httpx.Client(base_url=api, headers=token("coordinator", bin_b)) as foreign:
+        assert foreign.get(f"/v1/mail/{mail_id}").status_code == 403
+    assert as_zone.get(f"/v1/mail/{mail_id}").status_code == 200
 
     # Refusals: other BINs, zones and provinces; attachments by content and size.
     refusals = [
@@ -322,6 +325,13 @@ async def test_coordinator_mail_reaches_only_its_bin_without_leaks_and_relays_re
     await asyncio.to_thread(
         send_reply, env, sender=address[sharing], to=relay_address, text="Ik ook!"
     )
+    await asyncio.to_thread(
+        send_reply,
+        env,
+        sender="stranger@elsewhere.example",
+        to=relay_address,
+        text="Wie zijn jullie?",
+    )
 
     def forwarded() -> list[dict[str, Any]] | None:
         found = [
@@ -329,7 +339,7 @@ async def test_coordinator_mail_reaches_only_its_bin_without_leaks_and_relays_re
             for m in gateway_messages(env, to=address[coordinator])
             if m["subject"].startswith("Re:")
         ]
-        return found if len(found) == 2 else None
+        return found if len(found) == 3 else None
 
     replies = await wait_for(forwarded, what="replies at the coordinator")
     hidden = next(m for m in replies if "Ik kom graag" in m["text"])
@@ -340,6 +350,8 @@ async def test_coordinator_mail_reaches_only_its_bin_without_leaks_and_relays_re
         and "/v1/unsubscribe/" not in hidden["text"]
     )
     assert "Reply-To" not in header_values(hidden)
+    stranger = next(m for m in replies if "Wie zijn" in m["text"])
+    assert "elsewhere.example" not in header_values(stranger) + stranger["text"]
     assert header(shown, "Reply-To") == address[sharing]
     assert address[sharing] in shown["text"]
     assert not gateway_messages(
