@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 
 .PHONY: help up down logs status test test-unit docs token demo k8s-validate \
-	bench-registry bench-fanout bench-coverage kafka ferretdb venv
+	bench-registry bench-fanout bench-mail-priority bench-coverage kafka ferretdb venv
 
 help: ## List every target with one line
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ bench-registry: ## Import 87,491 members across 609 BINs through the API; writes
 
 bench-fanout: ## Fan one alert out to 87,491 members; hand-over latency and throughput
 	@scripts/python.sh && $(PY) scripts/bench_fanout.py
+
+bench-mail-priority: ## Urgent alerts' hand-over latency with and without a 6,000-member mail in flight
+	@scripts/python.sh && $(PY) scripts/bench_mail_priority.py
 
 bench-coverage: ## Member events at steady rates against the coverage worker; p50/p99 latency
 	@scripts/python.sh && $(PY) scripts/bench_coverage.py

@@ -155,6 +155,18 @@ TOPICS: tuple[Topic, ...] = (
     ),
     *(_delivery_topic(channel) for channel in CHANNELS),
     Topic(
+        name="messaging.deliveries.email-low.v1",
+        key="member id",
+        value="Delivery",
+        producer="messaging",
+        consumers=("messaging",),
+        partitions=4,
+        cleanup_policy="delete",
+        configs={"retention.ms": str(7 * DAY_MS)},
+        description="E-mail deliveries of low urgency (coordinators' mail): a lane "
+        "of their own, so that a large mail never queues before an urgent alert.",
+    ),
+    Topic(
         name="messaging.delivery-status.v1",
         key="alert id",
         value="DeliveryStatus",

@@ -146,6 +146,27 @@ class AlertText(BaseModel):
     body: str
 
 
+class AttachmentRef(BaseModel):
+    """An attachment of a mail: messaging keeps its bytes, events carry this."""
+
+    model_config = ConfigDict(frozen=True)
+    attachment_id: str
+    filename: str
+    content_type: str
+    size: int
+
+
+class MailDetails(BaseModel):
+    """What makes an alert a mail: who wrote it, its relay address, its attachments."""
+
+    model_config = ConfigDict(frozen=True)
+    sender: Literal["coordinator", "zone", "operator"]
+    bin_id: str | None = None
+    province_nis: str | None = None
+    reply_to: str
+    attachments: list[AttachmentRef] = []
+
+
 class AlertTarget(BaseModel):
     """Whom an alert is for: a whole zone, some municipalities or some BINs."""
 
@@ -171,6 +192,9 @@ class AlertAccepted(Event):
     target: AlertTarget
     expires_at: datetime
     accepted_at: datetime
+    # Only members with one of these roles get it; empty means every member.
+    roles: list[Role] = []
+    mail: MailDetails | None = None
 
 
 class AlertForBin(Event):
@@ -189,6 +213,7 @@ class AlertForBin(Event):
     roles: list[Role] = []
     expires_at: datetime
     accepted_at: datetime
+    mail: MailDetails | None = None
 
 
 class Delivery(Event):
@@ -210,6 +235,7 @@ class Delivery(Event):
     address: Sealed
     expires_at: datetime
     accepted_at: datetime
+    mail: MailDetails | None = None
 
 
 class DeliveryStatus(Event):

@@ -105,7 +105,7 @@ def relay() -> None:
     settings = get_settings()
 
     async def alert_collections() -> list[str]:
-        return ["alerts"]
+        return ["alerts", "mails"]
 
     async def work(stop: asyncio.Event) -> None:
         client = new_client(settings)
@@ -198,19 +198,36 @@ def status() -> None:
 
 
 def gateway() -> None:
-    """Runs the local SMTP server and SMS/voice/push gateway."""
+    """Runs the local SMTP server (with the reply relay) and SMS/voice/push gateway."""
     from services.messaging.gateway import run_gateway
+    from services.messaging.providers import provider_for
+    from services.messaging.replies import ReplyRelay
+    from shared import crypto
 
     settings = get_settings()
 
     async def work(stop: asyncio.Event) -> None:
-        await run_gateway(
-            host=settings.gateway_host,
-            http_port=settings.gateway_http_port,
-            smtp_port=settings.gateway_smtp_port,
-            directory=settings.gateway_store_dir,
-            stop=stop,
+        # Replies leave through the outbound provider, as every other e-mail does.
+        provider = provider_for("email", settings=settings)
+        replies = ReplyRelay(
+            settings=settings,
+            keyring=crypto.keyring_from_settings(
+                settings.contacts_keys, settings.contacts_active_key_id
+            ),
+            provider=provider,
         )
+        try:
+            await run_gateway(
+                host=settings.gateway_host,
+                http_port=settings.gateway_http_port,
+                smtp_port=settings.gateway_smtp_port,
+                directory=settings.gateway_store_dir,
+                stop=stop,
+                smtp_max_bytes=settings.gateway_smtp_max_bytes,
+                replies=replies,
+            )
+        finally:
+            await provider.close()
 
     _run_until_signal(work)
 

@@ -105,6 +105,7 @@ class RegistryView:
     """What the API knows of zones and BINs, learnt from the registry's topics."""
 
     zone_municipalities: dict[str, frozenset[str]] = field(default_factory=dict)
+    zone_province: dict[str, str] = field(default_factory=dict)
     bins: dict[str, domain.BinInfo] = field(default_factory=dict)
     caught_up: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -115,6 +116,7 @@ class RegistryView:
             self.zone_municipalities[event.zone] = frozenset(
                 m.nis for m in event.municipalities
             )
+            self.zone_province[event.zone] = event.province_nis
         elif isinstance(event, BinSnapshot):
             self.bins[event.bin_id] = domain.BinInfo(
                 bin_id=event.bin_id,
@@ -132,6 +134,10 @@ class RegistryView:
     def zone_bins(self, zone: str) -> list[str]:
         """The BINs of a zone."""
         return [info.bin_id for info in self.bins.values() if info.zone == zone]
+
+    def province_zones(self, province_nis: str) -> list[str]:
+        """The zones of a province, by its NIS code."""
+        return sorted(z for z, p in self.zone_province.items() if p == province_nis)
 
 
 @dataclass

@@ -384,6 +384,21 @@ def resolve_bins(
 
 # --- Fan-out -----------------------------------------------------------------
 
+# CAP urgencies that can wait: their e-mails take the low-urgency lane, which the
+# sender drains only while no urgent delivery waits.
+LOW_URGENCIES = frozenset({"Future", "Past", "Unknown"})
+
+
+def is_low_urgency(urgency: str) -> bool:
+    """Tell whether an alert of this CAP urgency may wait behind urgent ones."""
+    return urgency in LOW_URGENCIES
+
+
+def reaches_role(*, member_role: str, roles: Iterable[str]) -> bool:
+    """Tell whether an alert for some roles (none: everyone) reaches a member."""
+    wanted = set(roles)
+    return not wanted or member_role in wanted
+
 
 @dataclass(frozen=True)
 class MemberPlan:

@@ -3,7 +3,9 @@
 They stand in for the commercial providers locally and in tests: they speak the
 real protocols, deduplicate on the idempotency key the way a gateway with an
 `Idempotency-Key` header does, keep what they received on disk so that a restart
-forgets nothing, and can be told to fail for a recipient.
+forgets nothing, and can be told to fail for a recipient. The SMTP server is also
+the platform's reply relay (services/messaging/replies.py): mail to the relay
+domain is passed to coordinators, not stored.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ from email.header import decode_header, make_header
 from email.message import Message
 from email.policy import compat32
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from aiosmtpd.smtp import SMTP, Envelope, Session
+
+if TYPE_CHECKING:
+    from services.messaging.replies import ReplyRelay
 
 log = logging.getLogger("bin.messaging.gateway")
 # aiosmtpd logs every command it receives, recipients' addresses among them, at INFO
@@ -189,8 +194,10 @@ def http_app(gateway: GatewayStore) -> web.Application:
 class MailHandler:
     """aiosmtpd handler that stores each message once per Message-ID and recipient."""
 
-    def __init__(self, gateway: GatewayStore) -> None:
-        self.gateway = gateway
+    def __init__(
+        self, gateway: GatewayStore, replies: ReplyRelay | None = None
+    ) -> None:
+        self.gateway, self.replies = gateway, replies
 
     async def handle_EHLO(
         self,
@@ -212,7 +219,13 @@ class MailHandler:
         address: str,
         rcpt_options: list[str],
     ) -> str:
-        """Refuses recipients that a failure rule covers."""
+        """Refuses recipients a failure rule covers, and relay addresses it must."""
+        if self.replies is not None and self.replies.handles(address):
+            refusal = self.replies.refusal(address)
+            if refusal:
+                return refusal
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
         failure = self.gateway.failure_for(address)
         if failure == "permanent":
             return "550 5.1.1 mailbox unavailable"
@@ -228,13 +241,26 @@ class MailHandler:
         # compat32 parses a plain message several times faster than the default
         # policy, which builds a rich object for every header.
         message = message_from_bytes(envelope.content, policy=compat32)
-        key = str(message.get("X-Idempotency-Key") or message.get("Message-ID") or "")
+        mailboxes = list(envelope.rcpt_tos)
+        if self.replies is not None:
+            relayed = [r for r in mailboxes if self.replies.handles(r)]
+            mailboxes = [r for r in mailboxes if r not in relayed]
+            for rcpt in relayed:
+                answer = await self.replies.forward(
+                    address=rcpt, sender=envelope.mail_from or "", message=message
+                )
+                if not answer.startswith("250"):
+                    return answer
+            if not mailboxes:
+                return "250 Message accepted"
+        key = _decoded(message.get("X-Idempotency-Key") or message.get("Message-ID"))
         text = _plain_text(message)
-        for rcpt in envelope.rcpt_tos:
+        headers = [[name, _decoded(value)] for name, value in message.items()]
+        for rcpt in mailboxes:
             self.gateway.accept(
                 {
                     "idempotency_key": key
-                    if len(envelope.rcpt_tos) == 1
+                    if len(mailboxes) == 1
                     else f"{key}/{rcpt}",
                     "channel": "email",
                     "to": rcpt,
@@ -242,12 +268,36 @@ class MailHandler:
                         make_header(decode_header(message.get("Subject", "")))
                     ),
                     "text": text,
-                    "message_id": str(message.get("Message-ID", "")),
-                    "alert_id": str(message.get("X-Alert-Id", "")),
+                    "message_id": _decoded(message.get("Message-ID", "")),
+                    "alert_id": _decoded(message.get("X-Alert-Id", "")),
+                    "headers": headers,
+                    "attachments": _attachments(message),
                 }
             )
         self.gateway.flush()
         return "250 Message accepted"
+
+
+def _decoded(value: object) -> str:
+    """A header's value, unfolded, with its encoded words decoded."""
+    unfolded = " ".join(str(value or "").split())
+    return str(make_header(decode_header(unfolded)))
+
+
+def _attachments(message: Message) -> list[dict[str, Any]]:
+    """The name, type and size of every attachment of a message."""
+    found = []
+    for part in message.walk():
+        if part.get_content_disposition() == "attachment":
+            payload = part.get_payload(decode=True)
+            found.append(
+                {
+                    "filename": part.get_filename(),
+                    "content_type": part.get_content_type(),
+                    "size": len(payload) if isinstance(payload, bytes) else 0,
+                }
+            )
+    return found
 
 
 def _plain_text(message: Message) -> str:
@@ -262,9 +312,16 @@ def _plain_text(message: Message) -> str:
 
 
 async def run_gateway(
-    *, host: str, http_port: int, smtp_port: int, directory: Path, stop: asyncio.Event
+    *,
+    host: str,
+    http_port: int,
+    smtp_port: int,
+    directory: Path,
+    stop: asyncio.Event,
+    smtp_max_bytes: int = 1024 * 1024,
+    replies: ReplyRelay | None = None,
 ) -> None:
-    """Serve the HTTP gateway and the SMTP server until `stop` is set."""
+    """Serve the HTTP gateway and the SMTP server (and relay) until `stop` is set."""
     gateway = GatewayStore(directory)
     runner = web.AppRunner(http_app(gateway), access_log=None)
     await runner.setup()
@@ -273,16 +330,19 @@ async def run_gateway(
     loop = asyncio.get_running_loop()
     smtp = await loop.create_server(
         lambda: SMTP(
-            MailHandler(gateway),
+            MailHandler(gateway, replies),
             hostname="bin-gateway.local",
-            data_size_limit=1024 * 1024,
+            data_size_limit=smtp_max_bytes,
         ),
         host=host,
         port=smtp_port,
     )
     log.info("gateway listening", extra={"url": f"http://{host}:{http_port}"})
+    following = asyncio.create_task(replies.follow(stop)) if replies else None
     try:
         await stop.wait()
     finally:
+        if following is not None:
+            following.cancel()
         smtp.close()
         await runner.cleanup()

@@ -3,6 +3,11 @@
 A sender records the idempotency keys it has finished in its database before it
 commits its offsets, and the providers deduplicate on the same key, so a sender
 that dies mid-alert neither skips nor repeats a member.
+
+The e-mail sender reads two lanes: urgent deliveries, and low-urgency ones
+(coordinators' mail) on a topic of their own. Both share the provider's pace, and
+the low lane hands over a small chunk at a time, only while the urgent lane has
+nothing to do, so that a mail to thousands never queues before an alert.
 """
 
 from __future__ import annotations
@@ -16,10 +21,17 @@ from datetime import UTC, datetime, timedelta
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 
 from services.messaging import domain, store, telemetry
+from services.messaging import mail as mail_rules
 from services.messaging.consumers import AlertStates, replay_and_follow
-from services.messaging.providers import Outbound, Outcome, Provider, provider_for
+from services.messaging.providers import (
+    MailAttachment,
+    Outbound,
+    Outcome,
+    Provider,
+    provider_for,
+)
 from services.messaging.settings import MessagingSettings
-from shared import crypto
+from shared import crypto, links
 from shared.envelope import EnvelopeError, decode, encode
 from shared.events import AlertAccepted, AlertText, Delivery, DeliveryStatus
 from shared.kafka import send_to_dead_letter
@@ -53,6 +65,20 @@ def status_event(
 
 
 @dataclass
+class UrgentLane:
+    """Whether the urgent lane of a channel is idle: the low lane waits until it is."""
+
+    idle: asyncio.Event
+
+    @classmethod
+    def new(cls) -> UrgentLane:
+        """A lane that starts idle."""
+        lane = cls(idle=asyncio.Event())
+        lane.idle.set()
+        return lane
+
+
+@dataclass
 class Prepared:
     """A delivery, the message made of it, and what to do if it fails for good."""
 
@@ -74,6 +100,8 @@ class Sender:
         db: object,
         alerts: AlertStates,
         keyring: crypto.KeyRing,
+        pacer: domain.Pacer | None = None,
+        yields_to: UrgentLane | None = None,
     ) -> None:
         self.settings, self.channel, self.provider = settings, channel, provider
         self.producer, self.db, self.alerts, self.keyring = (
@@ -83,11 +111,15 @@ class Sender:
             keyring,
         )
         rate = settings.rate_per_s(channel)
-        self.pacer = domain.Pacer(rate, burst=max(1.0, rate / 10)) if rate > 0 else None
+        if pacer is None and rate > 0:
+            pacer = domain.Pacer(rate, burst=max(1.0, rate / 10))
+        self.pacer, self.yields_to = pacer, yields_to
         self.backoff = domain.Backoff(
             base_s=settings.retry_base_s, cap_s=settings.retry_cap_s
         )
         self.batch = settings.provider_batch_size
+        if yields_to is not None:
+            self.batch = max(1, min(self.batch, settings.low_urgency_chunk))
         if channel == "voice":
             self.batch = min(self.batch, settings.voice_max_concurrent_calls)
         self.in_flight = asyncio.Semaphore(
@@ -102,6 +134,7 @@ class Sender:
         ]
         self.rendered = {}
         self.sent: set[str] = set()
+        self.attachments: dict[str, bytes] = {}
 
     async def _publish(self, topic: str, *, key: str, event: object) -> None:
         body, headers = encode(
@@ -129,7 +162,13 @@ class Sender:
                 todo[delivery.idempotency_key] = delivery
         items = list(todo.values())
         chunks = [items[i : i + self.batch] for i in range(0, len(items), self.batch)]
-        results = await asyncio.gather(*(self._send_chunk(chunk) for chunk in chunks))
+        if self.yields_to is None:
+            results = await asyncio.gather(*(self._send_chunk(c) for c in chunks))
+        else:
+            results = []
+            for chunk in chunks:
+                await self.yields_to.idle.wait()
+                results.append(await self._send_chunk(chunk))
         finished = [key for keys in results for key in keys]
         # Statuses and fallbacks first: a key recorded as finished is skipped
         # after a restart, so whatever it was to publish must be out by then.
@@ -196,7 +235,68 @@ class Sender:
             segments=segments,
             encoding=encoding,
         )
+        if delivery.mail is not None:
+            attachments = await self._attachments(delivery)
+            if attachments is None:
+                await self.report(delivery, status="failed", reason="attachment gone")
+                return None
+            message = self._as_mail(message, delivery, attachments)
         return Prepared(delivery=delivery, message=message, contacts=contacts)
+
+    def _as_mail(
+        self,
+        message: Outbound,
+        delivery: Delivery,
+        attachments: tuple[MailAttachment, ...],
+    ) -> Outbound:
+        """The message with its relay address, the unsubscribe link and its files."""
+        token = links.unsubscribe_token(
+            secret=self.settings.jwt_secret,
+            member_id=delivery.member_id,
+            message_id=delivery.alert_id,
+        )
+        link = mail_rules.unsubscribe_url(
+            base_url=self.settings.registry_public_url, token=token
+        )
+        return Outbound(
+            key=message.key,
+            alert_id=message.alert_id,
+            to=message.to,
+            subject=message.subject,
+            text=mail_rules.with_footer(
+                message.text, language=delivery.language, link=link
+            ),
+            reply_to=delivery.mail.reply_to if delivery.mail else None,
+            unsubscribe_url=link,
+            attachments=attachments,
+        )
+
+    async def _attachments(
+        self, delivery: Delivery
+    ) -> tuple[MailAttachment, ...] | None:
+        """A mail's attachments, read once from the database; None if one is gone."""
+        found = []
+        for ref in delivery.mail.attachments if delivery.mail else ():
+            data = self.attachments.get(ref.attachment_id)
+            if data is None:
+                data = await store.load_attachment(
+                    self.db,  # type: ignore[arg-type]
+                    attachment_id=ref.attachment_id,
+                )
+                if data is None:
+                    return None
+                if len(self.attachments) >= 32:
+                    self.attachments.clear()
+                self.attachments[ref.attachment_id] = data
+            found.append(
+                MailAttachment(
+                    attachment_id=ref.attachment_id,
+                    filename=ref.filename,
+                    content_type=ref.content_type,
+                    data=data,
+                )
+            )
+        return tuple(found)
 
     def _render(
         self, text: AlertText, *, category: str, urgency: str, language: str
@@ -363,7 +463,7 @@ class ReloadSentKeys(ConsumerRebalanceListener):
 async def run_sender(
     settings: MessagingSettings, *, channel: str, stop: asyncio.Event
 ) -> None:
-    """Consume one channel's deliveries until `stop` is set."""
+    """Consume one channel's deliveries until `stop` is set; e-mail in two lanes."""
     keyring = crypto.keyring_from_settings(
         settings.contacts_keys, settings.contacts_active_key_id
     )
@@ -387,57 +487,123 @@ async def run_sender(
             caught_up=alerts.caught_up,
         )
     )
-    provider = provider_for(channel, settings=settings)
-    sender = Sender(
+    urgent = Sender(
         settings=settings,
         channel=channel,
-        provider=provider,
+        provider=provider_for(channel, settings=settings),
         producer=producer,
         db=db,
         alerts=alerts,
         keyring=keyring,
     )
-    group = f"{settings.sender_group_prefix}-{channel}"
-    consumer = AIOKafkaConsumer(
-        **settings.kafka_client_options(),
-        group_id=group,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_poll_records=settings.sender_batch_size,
-    )
+    lanes = [
+        _Consume(
+            settings,
+            sender=urgent,
+            topic=settings.delivery_topic(channel),
+            group=f"{settings.sender_group_prefix}-{channel}",
+            stop=stop,
+            lane=UrgentLane.new() if channel == "email" else None,
+        )
+    ]
+    if channel == "email":
+        low = Sender(
+            settings=settings,
+            channel=channel,
+            provider=provider_for(channel, settings=settings),
+            producer=producer,
+            db=db,
+            alerts=alerts,
+            keyring=keyring,
+            pacer=urgent.pacer,
+            yields_to=lanes[0].lane,
+        )
+        lanes.append(
+            _Consume(
+                settings,
+                sender=low,
+                topic=settings.delivery_topic(channel, low_urgency=True),
+                group=f"{settings.sender_group_prefix}-{channel}-low",
+                stop=stop,
+                lane=None,
+            )
+        )
     try:
         # Cancellations must be known before the first delivery goes out.
         await alerts.caught_up.wait()
-        consumer.subscribe(
-            [settings.delivery_topic(channel)], listener=ReloadSentKeys(sender)
-        )
-        await consumer.start()
-        log.info("sender ready", extra={"channel": channel})
-        while not stop.is_set():
-            batches = await consumer.getmany(
-                timeout_ms=200, max_records=settings.sender_batch_size
-            )
-            deliveries: list[Delivery] = []
-            for records in batches.values():
-                for record in records:
-                    try:
-                        received = decode(
-                            key=record.key, value=record.value, headers=record.headers
-                        )
-                    except EnvelopeError as error:
-                        await send_to_dead_letter(
-                            producer, record=record, reason=str(error), consumer=group
-                        )
-                        continue
-                    if isinstance(received.event, Delivery):
-                        deliveries.append(received.event)
-            if deliveries:
-                await sender.handle_batch(deliveries)
-            if batches:
-                await consumer.commit()
+        await asyncio.gather(*(lane.run() for lane in lanes))
     finally:
-        await consumer.stop()
-        await provider.close()
         follower.cancel()
         await producer.stop()
         await client.close()
+
+
+@dataclass
+class _Consume:
+    """One consumer loop: a topic's deliveries handed to one sender."""
+
+    settings: MessagingSettings
+    sender: Sender
+    topic: str
+    group: str
+    stop: asyncio.Event
+    lane: UrgentLane | None
+
+    async def run(self) -> None:
+        """Poll, send, commit until stopped; tell the low lane when this one idles."""
+        settings, sender = self.settings, self.sender
+        consumer = AIOKafkaConsumer(
+            **settings.kafka_client_options(),
+            group_id=self.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=settings.sender_batch_size,
+        )
+        try:
+            consumer.subscribe([self.topic], listener=ReloadSentKeys(sender))
+            await consumer.start()
+            log.info(
+                "sender ready", extra={"channel": sender.channel, "topic": self.topic}
+            )
+            while not self.stop.is_set():
+                batches = await consumer.getmany(
+                    timeout_ms=200, max_records=settings.sender_batch_size
+                )
+                if self.lane is not None:
+                    if batches:
+                        self.lane.idle.clear()
+                    else:
+                        self.lane.idle.set()
+                deliveries = await self._decode(batches)
+                if deliveries:
+                    await sender.handle_batch(deliveries)
+                if batches:
+                    await consumer.commit()
+        finally:
+            if self.lane is not None:
+                self.lane.idle.set()
+            await consumer.stop()
+            await sender.provider.close()
+
+    async def _decode(self, batches: dict[object, list[object]]) -> list[Delivery]:
+        """The deliveries of a poll; what cannot be decoded goes to the dead letters."""
+        deliveries: list[Delivery] = []
+        for records in batches.values():
+            for record in records:
+                try:
+                    received = decode(
+                        key=record.key,  # type: ignore[attr-defined]
+                        value=record.value,  # type: ignore[attr-defined]
+                        headers=record.headers,  # type: ignore[attr-defined]
+                    )
+                except EnvelopeError as error:
+                    await send_to_dead_letter(
+                        self.sender.producer,
+                        record=record,
+                        reason=str(error),
+                        consumer=self.group,
+                    )
+                    continue
+                if isinstance(received.event, Delivery):
+                    deliveries.append(received.event)
+        return deliveries

@@ -10,6 +10,8 @@ from shared.catalogue import Topic, all_topics
 from shared.events import Delivery
 from shared.settings import ROOT, ServiceSettings
 
+LOW_URGENCY_EMAIL_TOPIC = "messaging.deliveries.email-low.v1"
+
 
 class MessagingSettings(ServiceSettings):
     """Everything the messaging service can be configured with."""
@@ -74,6 +76,19 @@ class MessagingSettings(ServiceSettings):
     provider_timeout_s: float = 10.0
     sms_max_segments: int = 3
 
+    # Coordinators' mail (POST /v1/mail).
+    # Where members' unsubscribe links point: the registry's public address.
+    registry_public_url: str = "http://127.0.0.1:8001"
+    # Replies go to reply+<mail id>@<this domain>; its MX is the platform's relay.
+    mail_relay_domain: str = "relay.messaging.example"
+    # The decoded size of all attachments of one mail together.
+    mail_attachments_max_bytes: int = 5 * 1024 * 1024
+    # How many low-urgency mails the e-mail sender hands over at a time between
+    # two looks at the urgent lane: the most an urgent alert can wait behind.
+    low_urgency_chunk: int = 20
+    # The local SMTP server refuses bigger messages (attachments travel in base64).
+    gateway_smtp_max_bytes: int = 16 * 1024 * 1024
+
     def schema_path(self) -> Path:
         """The CAP 1.2 schema documents are validated against."""
         return self.cap_schema_path or self.reference_dir / "cap" / "CAP-v1.2.xsd"
@@ -98,8 +113,10 @@ class MessagingSettings(ServiceSettings):
             if prefixes.get(topic.owner)
         ]
 
-    def delivery_topic(self, channel: str) -> str:
-        """The topic a channel's deliveries travel on."""
+    def delivery_topic(self, channel: str, *, low_urgency: bool = False) -> str:
+        """The topic a channel's deliveries travel on; e-mail has a low-urgency lane."""
+        if low_urgency and channel == "email":
+            return self.topic(LOW_URGENCY_EMAIL_TOPIC)
         return self.topic(Delivery.TOPIC.format(channel=channel))
 
     def rate_per_s(self, channel: str) -> float:

@@ -1,10 +1,12 @@
-"""Storage of the messaging service: alerts with their outbox, status, sent keys."""
+"""Storage of the messaging service: alerts and mails with their outbox, status,
+attachments and sent keys."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
+from bson import Binary
 from pymongo import ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -13,6 +15,8 @@ from shared import outbox
 from shared.events import AlertAccepted
 
 ALERTS = "alerts"
+MAILS = "mails"
+ATTACHMENTS = "mail_attachments"
 STATUS = "alert_status"
 
 
@@ -92,6 +96,57 @@ async def save_status_summaries(
 async def find_status(db: AsyncDatabase, *, alert_id: str) -> dict[str, Any] | None:
     """The status document of one alert."""
     return await db[STATUS].find_one({"_id": alert_id})
+
+
+async def save_attachments(
+    db: AsyncDatabase, *, mail_id: str, attachments: list[tuple[str, str, str, bytes]]
+) -> None:
+    """Store a mail's attachments (id, filename, type, bytes) before the mail itself.
+
+    Stored first, so that no delivery can name an attachment that is not there, and
+    only inserted, so that no request can replace another mail's files. A mail
+    refused afterwards leaves its attachments behind, unreferenced.
+    """
+    if attachments:
+        await db[ATTACHMENTS].insert_many(
+            [
+                {
+                    "_id": attachment_id,
+                    "mail_id": mail_id,
+                    "filename": filename,
+                    "content_type": content_type,
+                    "data": Binary(data),
+                }
+                for attachment_id, filename, content_type, data in attachments
+            ]
+        )
+
+
+async def load_attachment(db: AsyncDatabase, *, attachment_id: str) -> bytes | None:
+    """The bytes of one stored attachment."""
+    doc = await db[ATTACHMENTS].find_one({"_id": attachment_id}, {"data": 1})
+    return bytes(doc["data"]) if doc else None
+
+
+async def insert_mail_with_outbox(
+    db: AsyncDatabase,
+    *,
+    document: dict[str, Any],
+    events: list[AlertAccepted],
+    topic: str,
+) -> None:
+    """Store a new mail with one event per zone it reaches; AlertExists if reused."""
+    entries = [outbox.entry(topic=topic, key=e.zone, event=e) for e in events]
+    try:
+        await db[MAILS].insert_one(outbox.with_outbox(document, entries))
+    except DuplicateKeyError:
+        raise AlertExists(document["_id"]) from None
+    await outbox.mark_dirty(db, collection=MAILS)
+
+
+async def find_mail(db: AsyncDatabase, *, mail_id: str) -> dict[str, Any] | None:
+    """The stored mail, without its outbox."""
+    return await db[MAILS].find_one({"_id": mail_id}, {"outbox": 0})
 
 
 def sent_collection(channel: str) -> str:

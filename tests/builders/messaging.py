@@ -28,12 +28,17 @@ def keyring(settings: ServiceSettings | None = None) -> crypto.KeyRing:
     )
 
 
-def zone(code: str, *, municipalities: tuple[str, ...] = ("11040",)) -> ZoneSnapshot:
+def zone(
+    code: str,
+    *,
+    municipalities: tuple[str, ...] = ("11040",),
+    province_nis: str = "10000",
+) -> ZoneSnapshot:
     """A police zone with some municipalities."""
     return ZoneSnapshot(
         zone=code,
         name=f"PZ {code}",
-        province_nis="10000",
+        province_nis=province_nis,
         province_name="Antwerpen",
         municipalities=[
             Municipality(nis=nis, name_nl=f"Gemeente {nis}") for nis in municipalities
@@ -68,13 +73,16 @@ def membership(
     language: str = "nl",
     status: str = "active",
     version: int = 1,
+    role: str = "member",
+    shares_email: bool = False,
 ) -> MembershipSnapshot:
     """A member of a BIN with chosen channels in order of preference."""
     return MembershipSnapshot(
         member_id=member_id,
         bin_id=bin_id,
         zone=zone_code,
-        role="member",
+        role=role,  # type: ignore[arg-type]
+        shares_email_with_coordinator=shares_email,
         status=status,
         language=language,
         channels=channels,
@@ -184,3 +192,56 @@ def cap_alert(
 def cap_reference(identifier: str) -> str:
     """A CAP references triple for an alert sent by cap_alert."""
     return f"bin@pz.example,{identifier},2026-01-01T00:00:00+00:00"
+
+
+def png_bytes(*, size: tuple[int, int] = (8, 8), noise: bool = False) -> bytes:
+    """A real PNG image; with noise it barely compresses, to test size limits."""
+    import io
+    import os
+
+    from PIL import Image
+
+    if noise:
+        image = Image.frombytes("RGB", size, os.urandom(size[0] * size[1] * 3))
+    else:
+        image = Image.new("RGB", size, (200, 30, 30))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def pdf_bytes() -> bytes:
+    """A minimal one-page PDF document."""
+    return (
+        b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+        b"2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+        b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 200]>>endobj\n"
+        b"trailer<</Root 1 0 R>>\n%%EOF\n"
+    )
+
+
+def mail_body(
+    *,
+    audience: str = "bin",
+    to: str | None = None,
+    attachments: list[tuple[str, bytes]] = (),  # type: ignore[assignment]
+    **extra: object,
+) -> dict[str, object]:
+    """A JSON mail in Dutch and French, attachments as (filename, bytes)."""
+    import base64
+
+    body: dict[str, object] = {
+        "audience": audience,
+        "texts": {
+            "nl": {"subject": "Buurtfeest zaterdag", "body": "Iedereen welkom."},
+            "fr": {"subject": "Fête de quartier samedi", "body": "Bienvenue."},
+        },
+        "attachments": [
+            {"filename": name, "content": base64.b64encode(data).decode()}
+            for name, data in attachments
+        ],
+        **extra,
+    }
+    if to is not None:
+        body["to"] = to
+    return body
