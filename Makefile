@@ -49,13 +49,13 @@ k8s-validate: ## Render every kustomize overlay and validate it offline against 
 	@scripts/k8s-validate.sh
 
 bench-registry: ## Import 87,491 members across 609 BINs through the API; writes bench-results/
-	@scripts/python.sh && $(PY) scripts/bench_registry.py
+	@scripts/bench.sh scripts/bench_registry.py
 
 bench-fanout: ## Fan one alert out to 87,491 members; hand-over latency and throughput
-	@scripts/python.sh && $(PY) scripts/bench_fanout.py
+	@scripts/bench.sh scripts/bench_fanout.py
 
 bench-mail-priority: ## Urgent alerts' hand-over latency with and without a 6,000-member mail in flight
-	@scripts/python.sh && $(PY) scripts/bench_mail_priority.py
+	@scripts/bench.sh scripts/bench_mail_priority.py
 
 bench-coverage: ## Member events at steady rates against the coverage worker; p50/p99 latency
-	@scripts/python.sh && $(PY) scripts/bench_coverage.py
+	@scripts/bench.sh scripts/bench_coverage.py

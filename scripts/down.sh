@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make down`: stops the services, FerretDB and Kafka, and the tests' own broker and
-# server if `make test` left them running; data stays in .run/.
+# `make down`: stops the services, FerretDB and Kafka, and the tests' and benchmarks'
+# own brokers and servers if `make test` or `make bench-*` left them running; data
+# stays in .run/.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 "$ROOT/scripts/stack.sh" stop
@@ -8,3 +9,5 @@ source "$(dirname "$0")/lib.sh"
 "$ROOT/scripts/kafka.sh" stop
 FERRETDB_DATA_DIR="$RUN/test-ferretdb" "$ROOT/scripts/ferretdb.sh" stop
 KAFKA_DATA_DIR="$RUN/test-kafka" "$ROOT/scripts/kafka.sh" stop
+FERRETDB_DATA_DIR="$RUN/bench-ferretdb" "$ROOT/scripts/ferretdb.sh" stop
+KAFKA_DATA_DIR="$RUN/bench-kafka" "$ROOT/scripts/kafka.sh" stop
