@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import io
 import json
+import re
 import uuid
 from datetime import UTC, date, datetime
 from typing import Any, Literal
@@ -648,5 +649,19 @@ def directory_csv(rows: list[dict[str, Any]]) -> str:
     writer = csv.DictWriter(out, fieldnames=DIRECTORY_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow({**row, "municipalities": ";".join(row["municipalities"])})
+        cells = {**row, "municipalities": ";".join(row["municipalities"])}
+        writer.writerow({name: spreadsheet_safe(value) for name, value in cells.items()})
     return out.getvalue()
+
+
+# A cell starting with one of these is a formula to a spreadsheet (CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell that a spreadsheet shows as text, never runs as a formula; an
+    E.164 phone number, which only a number can be made of, stays as it is."""
+    if (isinstance(value, str) and value.startswith(FORMULA_STARTS)
+            and not re.fullmatch(r"\+[0-9]{6,15}", value)):
+        return "'" + value
+    return value

@@ -155,3 +155,18 @@ def test_a_csv_import_reads_the_cyber_adviser_role() -> None:
 def test_a_bins_municipalities_come_from_its_sector_codes() -> None:
     assert domain.bin_municipalities(["11040A00-", "11040B12-", "11002A011"]) == [
         "11002", "11040"]
+
+
+@pytest.mark.parametrize("name", ["=HYPERLINK(\"http://x.invalid\")", "+32 3 000", "@SUM(A1)"])
+def test_a_csv_cell_never_runs_as_a_spreadsheet_formula(name: str) -> None:
+    row = {column: "" for column in domain.DIRECTORY_COLUMNS}
+    table = list(csv.DictReader(io.StringIO(domain.directory_csv(
+        [{**row, "name": name, "municipalities": ["11002"]}]))))
+    assert table[0]["name"] == "'" + name
+
+
+def test_a_phone_number_in_the_csv_stays_a_phone_number() -> None:
+    row = {column: "" for column in domain.DIRECTORY_COLUMNS}
+    table = list(csv.DictReader(io.StringIO(domain.directory_csv(
+        [{**row, "phone": "+3231234567", "municipalities": ["11002"]}]))))
+    assert table[0]["phone"] == "+3231234567"
