@@ -29,10 +29,11 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, CollectionInvalid, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from shared.envelope import attribute_headers, utcnow
 from shared.events import Event
+from shared.mongo import ensure_collections
 
 log = logging.getLogger("bin.outbox")
 # FerretDB 1.24 (SQLite) holds one connection per statement of an update command
@@ -274,7 +275,9 @@ async def run_relay(
     while not stop.is_set():
         try:
             if not leases_ready:
-                await _ensure_leases(db)
+                # Created before serving: FerretDB 1.24 can deadlock when a
+                # collection is created while a cursor spans several replies.
+                await ensure_collections(db, [LEASES])
                 leases_ready = True
             if loop.time() >= next_sweep:
                 names = await collections()
@@ -300,16 +303,6 @@ async def run_relay(
                 await asyncio.wait_for(stop.wait(), idle_s)
             except TimeoutError:
                 pass
-
-
-async def _ensure_leases(db: AsyncDatabase) -> None:
-    """Create the leases' collection before serving: FerretDB 1.24 can deadlock when a
-    collection is created while a cursor spans several replies."""
-    if LEASES not in await db.list_collection_names():
-        try:
-            await db.create_collection(LEASES)
-        except CollectionInvalid:
-            pass  # another process created it meanwhile
 
 
 def decode_body(item: dict[str, Any]) -> dict[str, Any] | None:

@@ -13,9 +13,10 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, CollectionInvalid, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.registry.domain import MEMBER_BUCKETS, member_bucket, utcnow
+from shared import mongo
 from shared.outbox import HINTS, LEASES, leased, mark_dirty, outbox_update, with_outbox
 
 ZONES = "zones"
@@ -66,14 +67,10 @@ async def ensure_collections(db: AsyncDatabase) -> None:
     the creator holds the global metadata lock and waits for the database's
     connection, which the cursor keeps while its next batch waits for that lock.
     """
-    existing = set(await db.list_collection_names())
-    for name in (ZONES, POSTCODES, BINS, AUDIT, HINTS, LEASES, LISTINGS, *DIRECTORY,
-                 *member_bucket_names()):
-        if name not in existing:
-            try:
-                await db.create_collection(name)
-            except CollectionInvalid:
-                pass  # another process created it meanwhile
+    await mongo.ensure_collections(db, [
+        ZONES, POSTCODES, BINS, AUDIT, HINTS, LEASES, LISTINGS, *DIRECTORY,
+        *member_bucket_names(),
+    ])
 
 
 async def save_zone(
