@@ -28,6 +28,15 @@ class MailAttachment:
     data: bytes
 
 
+def unsubscribe_headers(link: str) -> str:
+    """RFC 8058 one-click unsubscribe headers, written as they are: the email package
+    would fold a long URL into encoded words, which mail clients do not open."""
+    return (
+        f"List-Unsubscribe: <{link}>\r\n"
+        "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+    )
+
+
 @dataclass(frozen=True)
 class Outbound:
     """One message ready for a provider; the mail fields only for e-mail."""
@@ -42,6 +51,9 @@ class Outbound:
     reply_to: str | None = None
     unsubscribe_url: str | None = None
     attachments: tuple[MailAttachment, ...] = ()
+    # An alert's e-mail: the unsubscribe link in the headers only, so that the text
+    # stays one rendering for every recipient.
+    list_unsubscribe: str | None = None
 
     @property
     def is_mail(self) -> bool:
@@ -256,7 +268,7 @@ class SmtpProvider:
         """The message as sent: per-recipient headers before a shared rendering."""
         if message.is_mail:
             return self._mail_to_one(message)
-        varying = (message.to, message.key, message.alert_id)
+        varying = (message.to, message.key, message.alert_id, message.list_unsubscribe or "")
         if not all(value.isascii() and value.isprintable() for value in varying):
             return self._full_mail(message)
         shared = self.rendered.get((message.subject, message.text))
@@ -274,6 +286,8 @@ class SmtpProvider:
             f"To: {message.to}\r\nMessage-ID: <{message.key}@bin-messaging>\r\n"
             f"X-Idempotency-Key: {message.key}\r\nX-Alert-Id: {message.alert_id}\r\n"
         )
+        if message.list_unsubscribe and ">" not in message.list_unsubscribe:
+            head += unsubscribe_headers(message.list_unsubscribe)
         return head.encode("ascii") + shared
 
     def _full_mail(self, message: Outbound) -> bytes:
@@ -285,7 +299,11 @@ class SmtpProvider:
         mail["X-Idempotency-Key"] = message.key
         mail["X-Alert-Id"] = message.alert_id
         mail.set_content(message.text)
-        return mail.as_bytes(policy=SMTP_POLICY)
+        rendered = mail.as_bytes(policy=SMTP_POLICY)
+        link = message.list_unsubscribe
+        if link and link.isascii() and link.isprintable() and ">" not in link:
+            rendered = unsubscribe_headers(link).encode("ascii") + rendered
+        return rendered
 
     def _mail_to_one(self, message: Outbound) -> bytes:
         """A mail addressed to its one recipient, with relay, links and attachments.
@@ -308,10 +326,7 @@ class SmtpProvider:
             link = message.unsubscribe_url
             if not (link.isascii() and link.isprintable() and ">" not in link):
                 raise ValueError("unusable unsubscribe link")
-            head += (
-                f"List-Unsubscribe: <{link}>\r\n"
-                "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
-            ).encode("ascii")
+            head += unsubscribe_headers(link).encode("ascii")
         text = MIMEPart()
         text.set_content(message.text)
         head += b"MIME-Version: 1.0\r\n"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
@@ -241,6 +241,8 @@ class Sender:
                 await self.report(delivery, status="failed", reason="attachment gone")
                 return None
             message = self._as_mail(message, delivery, attachments)
+        elif self.channel == "email":
+            message = replace(message, list_unsubscribe=self._unsubscribe_link(delivery))
         return Prepared(delivery=delivery, message=message, contacts=contacts)
 
     def _as_mail(
@@ -250,14 +252,7 @@ class Sender:
         attachments: tuple[MailAttachment, ...],
     ) -> Outbound:
         """The message with its relay address, the unsubscribe link and its files."""
-        token = links.unsubscribe_token(
-            secret=self.settings.jwt_secret,
-            member_id=delivery.member_id,
-            message_id=delivery.alert_id,
-        )
-        link = mail_rules.unsubscribe_url(
-            base_url=self.settings.registry_public_url, token=token
-        )
+        link = self._unsubscribe_link(delivery)
         return Outbound(
             key=message.key,
             alert_id=message.alert_id,
@@ -269,6 +264,17 @@ class Sender:
             reply_to=delivery.mail.reply_to if delivery.mail else None,
             unsubscribe_url=link,
             attachments=attachments,
+        )
+
+    def _unsubscribe_link(self, delivery: Delivery) -> str:
+        """The member's signed link that takes e-mail off their channels."""
+        token = links.unsubscribe_token(
+            secret=self.settings.jwt_secret,
+            member_id=delivery.member_id,
+            message_id=delivery.alert_id,
+        )
+        return mail_rules.unsubscribe_url(
+            base_url=self.settings.registry_public_url, token=token
         )
 
     async def _attachments(

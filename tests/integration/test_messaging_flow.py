@@ -14,6 +14,7 @@ from services.messaging.settings import MessagingSettings
 from shared.auth import issue_token
 from shared.events import AlertAccepted
 from shared.kafka import ensure_topics, new_producer
+from shared.links import read_unsubscribe
 from shared.settings import ServiceSettings
 from tests.builders import messaging as build
 from tests.conftest import free_port, unique, wait_http
@@ -271,6 +272,12 @@ async def exercise(
         env, alert_id=alert_id, to=contacts[people_a[1][0]]["email"]
     )
     assert "Cambriolages" in french[0]["subject"]
+    # An alert's e-mail can be unsubscribed from in one step, like a mail.
+    headers = dict(french[0]["headers"])
+    assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    link = headers["List-Unsubscribe"].strip("<>")
+    assert read_unsubscribe(link.rsplit("/", 1)[1], secret=platform.jwt_secret) \
+        .member_id == people_a[1][0]
     sms = gateway_messages(env, alert_id=alert_id, channel="sms")
     assert sms[0]["segments"] >= 1 and sms[0]["encoding"] == "GSM-7"
 
