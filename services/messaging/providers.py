@@ -290,7 +290,9 @@ class SmtpProvider:
             head += unsubscribe_headers(message.list_unsubscribe)
         return head.encode("ascii") + shared
 
-    def _full_mail(self, message: Outbound) -> bytes:
+    def _addressed(self, message: Outbound) -> EmailMessage:
+        """A mail with its one recipient and the headers that identify it; a provider
+        that sees the same Message-ID twice keeps one copy."""
         mail = EmailMessage()
         mail["From"] = self.sender
         mail["To"] = message.to
@@ -298,6 +300,10 @@ class SmtpProvider:
         mail["Message-ID"] = f"<{message.key}@bin-messaging>"
         mail["X-Idempotency-Key"] = message.key
         mail["X-Alert-Id"] = message.alert_id
+        return mail
+
+    def _full_mail(self, message: Outbound) -> bytes:
+        mail = self._addressed(message)
         mail.set_content(message.text)
         rendered = mail.as_bytes(policy=SMTP_POLICY)
         link = message.list_unsubscribe
@@ -312,13 +318,7 @@ class SmtpProvider:
         into the headers. The links are written as they are: the email package
         would fold a long URL into encoded words, which mail clients do not open.
         """
-        mail = EmailMessage()
-        mail["From"] = self.sender
-        mail["To"] = message.to
-        mail["Subject"] = message.subject or ""
-        mail["Message-ID"] = f"<{message.key}@bin-messaging>"
-        mail["X-Idempotency-Key"] = message.key
-        mail["X-Alert-Id"] = message.alert_id
+        mail = self._addressed(message)
         if message.reply_to:
             mail["Reply-To"] = message.reply_to
         head = mail.as_bytes(policy=SMTP_POLICY).rstrip(b"\r\n") + b"\r\n"

@@ -10,11 +10,12 @@ import json
 import re
 import uuid
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -89,6 +90,20 @@ def normalize_email(value: str) -> str:
         raise ValueError("is not a valid e-mail address") from None
 
 
+# An optional phone number, stored as E.164, and an optional e-mail address, checked
+# and normalised; an empty value is none.
+Phone = Annotated[
+    str | None,
+    Field(max_length=40),
+    AfterValidator(lambda value: normalize_phone(value) if value else None),
+]
+Email = Annotated[
+    str | None,
+    Field(max_length=254),
+    AfterValidator(lambda value: normalize_email(value) if value else None),
+]
+
+
 class Strict(BaseModel):
     """Input models refuse fields they do not know, so typos do not pass silently."""
 
@@ -98,19 +113,9 @@ class Strict(BaseModel):
 class ContactsIn(Strict):
     """How to reach a member: a phone for SMS and voice, an e-mail, an app token."""
 
-    phone: str | None = Field(default=None, max_length=40)
-    email: str | None = Field(default=None, max_length=254)
+    phone: Phone = None
+    email: Email = None
     app_token: str | None = Field(default=None, max_length=512)
-
-    @field_validator("phone")
-    @classmethod
-    def _phone(cls, value: str | None) -> str | None:
-        return normalize_phone(value) if value else None
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str | None) -> str | None:
-        return normalize_email(value) if value else None
 
     def by_channel(self) -> dict[str, str]:
         """The address to use on each channel."""
@@ -523,18 +528,8 @@ class ListedContactIn(Strict):
     """A police contact or prevention officer: a name and the addresses to list."""
 
     name: str = Field(min_length=1, max_length=160)
-    email: str | None = Field(default=None, max_length=254)
-    phone: str | None = Field(default=None, max_length=40)
-
-    @field_validator("phone")
-    @classmethod
-    def _phone(cls, value: str | None) -> str | None:
-        return normalize_phone(value) if value else None
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str | None) -> str | None:
-        return normalize_email(value) if value else None
+    email: Email = None
+    phone: Phone = None
 
     def details(self) -> dict[str, str]:
         """The fields to list, only those given."""
