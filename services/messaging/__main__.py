@@ -44,12 +44,13 @@ def _ensure_prefixed_topics(settings: MessagingSettings) -> None:
         asyncio.run(ensure_topics(settings, topics=topics))
 
 
-def _ensure_repartition_topics(settings: MessagingSettings) -> None:
-    """Create the fan-out's re-keying topics before its agents subscribe to them.
+def _ensure_fanout_topics(settings: MessagingSettings) -> None:
+    """Create the fan-out's re-keying and changelog topics before it subscribes.
 
     Faust declares them itself, but on a busy broker its consumer can subscribe
-    before the new topic shows in the metadata; it then ignores the topic for
-    good and the tables behind it stay empty.
+    before a new topic shows in the metadata: it then ignores a re-keying topic
+    for good, so the tables behind it stay empty, or a table's first write
+    finds a changelog of 0 partitions and the agent crashes.
     """
     from dataclasses import replace
 
@@ -58,15 +59,24 @@ def _ensure_repartition_topics(settings: MessagingSettings) -> None:
     from shared.kafka import ensure_topics
 
     template = catalogue.topic(AlertForBin.TOPIC)
-    topics = [
-        replace(
-            template,
-            name=f"{settings.faust_app_id}-{name}",
-            partitions=settings.fanout_partitions,
-        )
+    prefix, partitions = settings.faust_app_id, settings.fanout_partitions
+    rekeying = [
+        replace(template, name=f"{prefix}-{name}", partitions=partitions)
         for name in ("members-by-bin", "bins-by-zone")
     ]
-    asyncio.run(ensure_topics(settings, topics=topics))
+    # The tables of services.messaging.streams. They hold sealed contacts, so they
+    # get the contacts topic's compaction bounds, as on Kubernetes.
+    changelogs = [
+        replace(
+            template,
+            name=f"{prefix}-{table}-changelog",
+            partitions=partitions,
+            cleanup_policy="compact",
+            configs=dict(catalogue.CONTACTS_CONFIGS),
+        )
+        for table in ("member-state", "bin-zone", "zone-bins", "bin-members")
+    ]
+    asyncio.run(ensure_topics(settings, topics=rekeying + changelogs))
 
 
 def _with_topics(
@@ -134,7 +144,7 @@ def fanout() -> None:
 
     settings = get_settings()
     telemetry.stop_tracing_each_record()
-    _ensure_repartition_topics(settings)
+    _ensure_fanout_topics(settings)
     app = build_app(settings)
     Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
 

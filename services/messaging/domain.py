@@ -129,6 +129,14 @@ def delivery_key(*, alert_id: str, member_id: str, channel: str) -> str:
     return f"dk1-{channel}-{digest}"
 
 
+def is_replayed_change(*, seq: int | None, held_seq: int | None) -> bool:
+    """Tell whether a member's change is no newer than the one a table holds.
+
+    Changes written before they were numbered carry no number and always apply.
+    """
+    return seq is not None and held_seq is not None and seq <= held_seq
+
+
 # Why this order: an SMS is read soonest; a voice call reaches members without a
 # mobile phone; e-mail is read late; the app cannot tell whether it was seen.
 FALLBACK_ORDER = ("sms", "voice", "email", "app")

@@ -157,24 +157,41 @@ def build_app(settings: MessagingSettings) -> faust.App:
             state.pop("contacts", None)
         elif received.envelope.type == MembershipSnapshot.EVENT_TYPE:
             state["status"] = "erased"
+        # Each change of a member gets the next number, so that the BIN table can
+        # tell a replayed older change from the one it holds (see below).
+        state["seq"] = state.get("seq", 0) + 1
         member_state[member_id] = state
         changes = []
         if old_bin and old_bin != state.get("bin"):
-            changes.append(
-                (old_bin, {"member": member_id, "bin": old_bin, "drop": True})
-            )
+            drop = {"member": member_id, "bin": old_bin, "drop": True}
+            changes.append((old_bin, {**drop, "seq": state["seq"]}))
         if state.get("bin"):
             changes.append((state["bin"], {"member": member_id, **state}))
         return changes
 
     @app.agent(members_by_bin, name="bin-members")
     async def bin_member_changes(stream: faust.StreamT) -> None:
-        """Keeps each BIN's active members: role, language, channels and contacts."""
+        """Keeps each BIN's active members: role, language, channels and contacts.
+
+        A restarted worker reads this topic again from its last committed offset,
+        over a table already recovered to the latest state. The older changes it
+        meets there (a member not yet with contacts, say) are skipped: applied,
+        they would take members out of the BIN until the replay caught up, and
+        stage 2 would write no delivery for them meanwhile.
+        """
         async for change in stream:
             bin_id, member_id = change["bin"], change["member"]
             key = f"{bin_id}/{member_id}"
+            held = bin_members.get(key)
+            seq = change.get("seq")
+            if domain.is_replayed_change(seq=seq, held_seq=(held or {}).get("seq")):
+                continue
             if change.get("drop") or change.get("status") != "active":
-                if bin_members.get(key) is not None:
+                # Only the number stays, no personal data: enough to keep a
+                # replayed older change from bringing the member back.
+                if seq is not None:
+                    bin_members[key] = {"seq": seq}
+                elif held is not None:
                     del bin_members[key]
                 index[bin_id].pop(member_id, None)
                 continue
@@ -183,6 +200,7 @@ def build_app(settings: MessagingSettings) -> faust.App:
                 "language": change["language"],
                 "channels": change["channels"],
                 "contacts": change.get("contacts"),
+                "seq": seq,
             }
             bin_members[key] = value
             entry = MemberEntry.of(value)

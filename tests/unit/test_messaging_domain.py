@@ -149,6 +149,26 @@ def test_delivery_key_refuses_unknown_channels():
         domain.delivery_key(alert_id="A", member_id="M", channel="fax")
 
 
+# is_replayed_change
+
+
+@pytest.mark.parametrize(
+    ("seq", "held_seq", "replayed"),
+    [
+        (3, 5, True),
+        (5, 5, True),
+        (6, 5, False),
+        (1, None, False),
+        (None, 5, False),
+        (None, None, False),
+    ],
+)
+def test_is_replayed_change_skips_only_numbered_changes_no_newer_than_held(
+    seq, held_seq, replayed
+):
+    assert domain.is_replayed_change(seq=seq, held_seq=held_seq) is replayed
+
+
 # fallback_channels
 
 
