@@ -95,6 +95,8 @@ def build_app(settings: MessagingSettings) -> faust.App:
     # table recovers, so that stage 2 decodes no table value per member and alert.
     index: dict[str, dict[str, MemberEntry]] = defaultdict(dict)
     producer_box: list[AIOKafkaProducer] = []
+    # Both stages meet their first record together after a restart; one starts it.
+    producer_lock = asyncio.Lock()
 
     @bin_members.on_recover
     async def rebuild_index() -> None:
@@ -107,16 +109,17 @@ def build_app(settings: MessagingSettings) -> faust.App:
         log.info("bin members index rebuilt", extra={"count": len(bin_members)})
 
     async def producer() -> AIOKafkaProducer:
-        if not producer_box:
-            started = AIOKafkaProducer(
-                **settings.kafka_client_options(),
-                enable_idempotence=True,
-                acks="all",
-                linger_ms=10,
-                max_batch_size=1024 * 1024,
-            )
-            await started.start()
-            producer_box.append(started)
+        async with producer_lock:
+            if not producer_box:
+                started = AIOKafkaProducer(
+                    **settings.kafka_client_options(),
+                    enable_idempotence=True,
+                    acks="all",
+                    linger_ms=10,
+                    max_batch_size=1024 * 1024,
+                )
+                await started.start()
+                producer_box.append(started)
         return producer_box[0]
 
     @app.agent(members_in, name="members")
