@@ -200,7 +200,10 @@ async def publish_alert(request: Request) -> JSONResponse:
             )
         except store.AlertExists:
             raise Problem(
-                409, "Alert exists", f"An alert with id {event.alert_id} was accepted."
+                409,
+                "Alert exists",
+                f"An alert or mail with id {event.alert_id} was accepted; "
+                "alerts and mails need ids of their own.",
             ) from None
         target_id = event.alert_id
     else:
@@ -491,7 +494,10 @@ async def send_mail(
         )
     except store.AlertExists:
         raise Problem(
-            409, "Mail exists", f"A mail with id {mail_id} was accepted."
+            409,
+            "Mail exists",
+            f"A mail or alert with id {mail_id} was accepted; "
+            "mails and alerts need ids of their own.",
         ) from None
     log.info(
         "mail accepted",

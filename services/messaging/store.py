@@ -16,6 +16,9 @@ from shared.events import AlertAccepted
 
 ALERTS = "alerts"
 MAILS = "mails"
+# Alerts and mails share one id space: the fan-out, the senders' idempotency keys,
+# the status and the reply relay all know a message by its id alone.
+MESSAGE_IDS = "message_ids"
 ATTACHMENTS = "mail_attachments"
 STATUS = "alert_status"
 
@@ -36,11 +39,28 @@ def alert_document(event: AlertAccepted) -> dict[str, Any]:
     }
 
 
+async def claim_message_id(db: AsyncDatabase, *, message_id: str, kind: str) -> None:
+    """Reserve an id for one alert or mail; AlertExists if either kind holds it.
+
+    The claim is written first and stays, so that of two messages sent with the
+    same id at once only one goes out. Messages stored before claims existed are
+    found in their own collections.
+    """
+    for collection in (ALERTS, MAILS):
+        if await db[collection].find_one({"_id": message_id}, {"_id": 1}):
+            raise AlertExists(message_id)
+    try:
+        await db[MESSAGE_IDS].insert_one({"_id": message_id, "kind": kind})
+    except DuplicateKeyError:
+        raise AlertExists(message_id) from None
+
+
 async def insert_alert_with_outbox(
     db: AsyncDatabase, *, event: AlertAccepted, topic: str
 ) -> None:
     """Store a new alert and its event for `topic` at once; AlertExists if reused."""
     entries = [outbox.entry(topic=topic, key=event.zone, event=event)]
+    await claim_message_id(db, message_id=event.alert_id, kind="alert")
     try:
         await db[ALERTS].insert_one(outbox.with_outbox(alert_document(event), entries))
     except DuplicateKeyError:
@@ -137,6 +157,7 @@ async def insert_mail_with_outbox(
 ) -> None:
     """Store a new mail with one event per zone it reaches; AlertExists if reused."""
     entries = [outbox.entry(topic=topic, key=e.zone, event=e) for e in events]
+    await claim_message_id(db, message_id=document["_id"], kind="mail")
     try:
         await db[MAILS].insert_one(outbox.with_outbox(document, entries))
     except DuplicateKeyError:

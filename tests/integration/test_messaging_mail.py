@@ -271,6 +271,22 @@ async def test_coordinator_mail_reaches_only_its_bin_without_leaks_and_relays_re
         assert response.headers["content-type"].startswith("application/problem+json")
         fields = [error["field"] for error in response.json()["errors"]]
         assert field in fields, response.text
+    # Alerts and mails share one id space: neither takes over the other's id.
+    cap = {"Content-Type": "application/cap+xml"}
+    reused = as_zone.post(
+        "/v1/alerts", content=build.cap_alert(mail_id, bins=[bin_a]), headers=cap
+    )
+    assert reused.status_code == 409, reused.text
+    alert_id = unique("pzm-alert")  # a mail id is lower case
+    sent = as_zone.post(
+        "/v1/alerts",
+        content=build.cap_alert(alert_id, bins=[bin_a], channels="sms"),
+        headers=cap,
+    )
+    assert sent.status_code == 202, sent.text
+    taken = as_coordinator.post("/v1/mail", json=build.mail_body(mail_id=alert_id))
+    assert taken.status_code == 409, taken.text
+    assert taken.headers["content-type"].startswith("application/problem+json")
     declared = build.mail_body(attachments=[("x.pdf", build.pdf_bytes())])
     declared["attachments"][0]["content_type"] = "image/png"  # type: ignore[index]
     mismatch = as_coordinator.post("/v1/mail", json=declared)
