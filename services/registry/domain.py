@@ -37,6 +37,7 @@ from shared.events import (
 
 MEMBER_BUCKETS = 256
 PURPOSES = ("bin_messages", "coordinator_mail", "directory_listing")
+LISTING_PURPOSE = "directory_listing"
 BIN_TRANSITIONS: dict[str, set[str]] = {
     "proposed": {"active", "dissolved"},
     "active": {"dormant", "dissolved"},
@@ -166,7 +167,12 @@ class MemberIn(Strict):
 
     @field_validator("directory_listing")
     @classmethod
-    def _listing_once(cls, value: list[str]) -> list[str]:
+    def _listing_once(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        # Listed fields without the consent to be listed would be a listing nobody
+        # agreed to; the consent comes first in the body, so it is known here.
+        consent = info.data.get("consent")
+        if value and consent is not None and LISTING_PURPOSE not in consent.purposes:
+            raise ValueError(f"needs the consent purpose {LISTING_PURPOSE}")
         return sorted(set(value))
 
     @field_validator("channels")
@@ -564,9 +570,23 @@ def prevention_listing_id(nis: str) -> str:
 
 
 def is_listed_coordinator(document: dict[str, Any]) -> bool:
-    """Whether a member belongs in the directory: an active coordinator who chose to."""
+    """Whether a member belongs in the directory: an active coordinator who chose to.
+
+    Choosing needs both: the fields to list and the consent to be listed.
+    """
+    consent = document.get("consent") or {}
     return (document.get("role") == "coordinator" and document.get("status") == "active"
-            and bool(document.get("directory_listing")))
+            and bool(document.get("directory_listing"))
+            and LISTING_PURPOSE in consent.get("purposes", ())
+            and consent.get("withdrawn_at") is None)
+
+
+def with_listing_consent(consent: dict[str, Any], *, listed: bool) -> dict[str, Any]:
+    """The consent after a member chose (or stopped) to be listed in the directory."""
+    purposes = set(consent.get("purposes", ())) - {LISTING_PURPOSE}
+    if listed:
+        purposes.add(LISTING_PURPOSE)
+    return {**consent, "purposes": sorted(purposes)}
 
 
 def coordinator_details(

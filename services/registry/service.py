@@ -192,7 +192,7 @@ class Registry:
         found = await store.find_bin(self.db, bin_id=bin_id)
         if found is None or found["status"] == "dissolved":
             raise not_found("BIN")
-        recorded_by = None
+        recorded_by = principal.ref if principal else None
         if data.consent.method == "paper" or data.role != "member":
             if principal is None:
                 raise Problem(401, "Unauthorized",
@@ -401,6 +401,12 @@ class Registry:
         own = [field for field in domain.MEMBER_OWN_CHOICES if field in sent]
         if own and principal.role != "member":
             raise forbid(f"Only the member themselves can change {', '.join(own)}.")
+        if (principal.role == "coordinator" and "email" in (sent.get("contacts") or {})
+                and not found.get("share_email_with_coordinator")):
+            raise forbid("The member does not share their e-mail address with their "
+                         "coordinator; only they or zone staff can change it.")
+        if not sent:
+            return self._open(found, principal=principal)
         changes: dict[str, Any] = {}
         if "bin_id" in sent and sent["bin_id"] != found["bin_id"]:
             target = await store.find_bin(self.db, bin_id=sent["bin_id"])
@@ -411,6 +417,10 @@ class Registry:
         for field in ("role", "language", *domain.MEMBER_OWN_CHOICES):
             if sent.get(field) is not None:
                 changes[field] = sent[field]
+        if sent.get("directory_listing") is not None:
+            # The member's own choice of what to list is their consent to be listed.
+            changes["consent"] = domain.with_listing_consent(
+                found["consent"], listed=bool(sent["directory_listing"]))
         person = {**opened["person"], **(sent.get("person") or {})}
         contacts_in = domain.ContactsIn.model_validate(
             {**opened["contacts"], **(patch.contacts.model_dump(exclude_unset=True)

@@ -98,6 +98,8 @@ def member_in(
         "consent": {"notice_version": "2026-01",
                     "purposes": ["bin_messages", "coordinator_mail"], "method": method},
     }
+    if overrides.get("directory_listing"):
+        body["consent"]["purposes"].append("directory_listing")  # type: ignore[index]
     return {**body, **overrides}
 
 

@@ -229,6 +229,9 @@ async def test_a_coordinator_sees_an_email_only_when_the_member_shares_it(
     for who in (coordinator, b.bearer(b.token("zone", ZONE_A)), OPERATOR):
         assert_problem(await api.patch(f"/v1/members/{private}", headers=who,
                                        json={"share_email_with_coordinator": True}), 403)
+    # Nor can the coordinator overwrite the address they are not shown.
+    assert_problem(await api.patch(f"/v1/members/{private}", headers=coordinator,
+                                   json={"contacts": {"email": b.email()}}), 403)
     changed = await api.patch(f"/v1/members/{private}", headers=coordinator,
                               json={"language": "en"})
     assert changed.status_code == 200
@@ -260,6 +263,11 @@ async def test_the_directory_holds_only_what_each_actor_agreed_to_list(
     _, _, listed_in = await join(
         api, bin_id, role="coordinator", staff=staff, directory_listing=["name", "email"])
     unlisted, _, _ = await join(api, bin_id, role="coordinator", staff=staff)
+    # Fields to list without the consent to be listed are refused.
+    unconsented = b.member_in(method="paper", role="coordinator")
+    unconsented["directory_listing"] = ["name", "phone"]
+    assert_problem(await api.post(f"/v1/bins/{bin_id}/members", json=unconsented,
+                                  headers=staff), 422, "directory_listing")
     police = b.listed_contact(email=None)
     response = await api.put(f"/v1/bins/{bin_id}/police-contact", headers=staff,
                              json=police)

@@ -107,9 +107,15 @@ def test_the_audit_records_the_filter_only() -> None:
 
 
 def test_a_coordinator_is_listed_only_while_active_and_willing() -> None:
-    document = {"role": "coordinator", "status": "active", "directory_listing": ["name"]}
+    consent = {"purposes": ["bin_messages", "directory_listing"], "withdrawn_at": None}
+    document = {"role": "coordinator", "status": "active", "directory_listing": ["name"],
+                "consent": consent}
     assert domain.is_listed_coordinator(document)
     assert not domain.is_listed_coordinator({**document, "directory_listing": []})
+    unconsented = domain.with_listing_consent(consent, listed=False)
+    assert unconsented["purposes"] == ["bin_messages"]
+    assert not domain.is_listed_coordinator({**document, "consent": unconsented})
+    assert domain.with_listing_consent(unconsented, listed=True) == consent
     assert not domain.is_listed_coordinator({**document, "role": "member"})
     assert not domain.is_listed_coordinator({**document, "status": "erased"})
     personal = {"person": {"given_name": "Ann", "family_name": "Peeters"},
