@@ -52,7 +52,7 @@ def sender_problem(*, role: str, scope: str, kind: str, value: str) -> str | Non
     """Why a caller may not write to an audience, or None when they may."""
     audience = AUDIENCES[kind]
     if role not in audience.senders:
-        return f"a {role} token cannot write to the audience {kind}"
+        return f"{role} tokens cannot write to the audience {kind}"
     if role in ("coordinator", "zone") and value != scope:
         return f"the {audience.scope} {value} is not yours"
     return None
