@@ -34,7 +34,7 @@ from services.messaging.settings import MessagingSettings
 from shared import crypto, links
 from shared.envelope import EnvelopeError, decode, encode
 from shared.events import AlertAccepted, AlertText, Delivery, DeliveryStatus
-from shared.kafka import send_to_dead_letter
+from shared.kafka import new_producer, send_to_dead_letter
 from shared.mongo import database, new_client
 
 log = logging.getLogger("bin.messaging.sender")
@@ -475,13 +475,7 @@ async def run_sender(
     )
     client = new_client(settings)
     db = database(client, settings)
-    producer = AIOKafkaProducer(
-        **settings.kafka_client_options(),
-        enable_idempotence=True,
-        acks="all",
-        linger_ms=5,
-        max_batch_size=512 * 1024,
-    )
+    producer = new_producer(settings, max_batch_size=512 * 1024)
     await producer.start()
     alerts = AlertStates()
     follower = asyncio.create_task(

@@ -36,6 +36,7 @@ from shared.events import (
     MembershipSnapshot,
     Sealed,
 )
+from shared.kafka import new_producer
 from shared.streams import create_faust_app, dead_letter, decode_or_dead_letter
 
 log = logging.getLogger("bin.messaging.fanout")
@@ -111,12 +112,8 @@ def build_app(settings: MessagingSettings) -> faust.App:
     async def producer() -> AIOKafkaProducer:
         async with producer_lock:
             if not producer_box:
-                started = AIOKafkaProducer(
-                    **settings.kafka_client_options(),
-                    enable_idempotence=True,
-                    acks="all",
-                    linger_ms=10,
-                    max_batch_size=1024 * 1024,
+                started = new_producer(
+                    settings, linger_ms=10, max_batch_size=1024 * 1024
                 )
                 await started.start()
                 producer_box.append(started)
