@@ -8,25 +8,20 @@ Roles: api (HTTP), relay (outbox to Kafka), fanout (Faust worker), sender
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections.abc import Awaitable, Callable
 
 from services.messaging import telemetry
 from services.messaging.settings import MessagingSettings, get_settings
 from shared.catalogue import CHANNELS
 from shared.http import serve
-from shared.service import main
+from shared.service import main, stop_on_signals
 
 
 def _run_until_signal(work: Callable[[asyncio.Event], Awaitable[None]]) -> None:
     """Run a coroutine until SIGTERM or SIGINT sets its stop event."""
 
     async def runner() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await work(stop)
+        await work(stop_on_signals())
 
     asyncio.run(runner())
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
+from aiokafka import AIOKafkaProducer
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.registry import domain, store
@@ -16,6 +16,7 @@ from shared.events import BinSnapshot, DirectoryListing, MembershipSnapshot, Zon
 from shared.kafka import Reject, new_producer, run_consumer
 from shared.mongo import database, new_client
 from shared.outbox import run_relay
+from shared.service import stop_on_signals
 
 log = logging.getLogger("bin.registry.relay")
 directory_log = logging.getLogger("bin.registry.directory")
@@ -23,22 +24,27 @@ DIRECTORY_TOPICS = ("registry.zones.v1", "registry.bins.v1", "registry.membershi
                     "registry.directory-listings.v1")
 
 
-async def run_outbox_relay(settings: RegistrySettings) -> None:
-    """Publish every stored event of the registry until the process is told to stop."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    client = new_client(settings)
-    db = database(client, settings)
-    producer = new_producer(settings)
+async def _start_when_reachable(
+    producer: AIOKafkaProducer, *, stop: asyncio.Event, logger: logging.Logger, role: str
+) -> None:
+    """Start the producer, retrying every 2 s while the broker may still be starting."""
     while not stop.is_set():
         try:
             await producer.start()
-            break
+            return
         except Exception as error:  # noqa: BLE001 - the broker may still be starting
-            log.warning("RETRY relay cannot reach Kafka", extra={"reason": type(error).__name__})
+            logger.warning(f"RETRY {role} cannot reach Kafka",
+                           extra={"reason": type(error).__name__})
             await asyncio.sleep(2)
+
+
+async def run_outbox_relay(settings: RegistrySettings) -> None:
+    """Publish every stored event of the registry until the process is told to stop."""
+    stop = stop_on_signals()
+    client = new_client(settings)
+    db = database(client, settings)
+    producer = new_producer(settings)
+    await _start_when_reachable(producer, stop=stop, logger=log, role="relay")
     log.info("outbox relay started")
     try:
         await run_relay(
@@ -110,22 +116,13 @@ async def project_directory_record(
 
 async def run_directory(settings: RegistrySettings) -> None:
     """Keep the directory of BIN actors current from the registry's own topics."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signals()
     client = new_client(settings)
     db = database(client, settings)
     await store.ensure_collections(db)
     producer = new_producer(settings)
-    while not stop.is_set():
-        try:
-            await producer.start()
-            break
-        except Exception as error:  # noqa: BLE001 - the broker may still be starting
-            directory_log.warning("RETRY directory cannot reach Kafka",
-                        extra={"reason": type(error).__name__})
-            await asyncio.sleep(2)
+    await _start_when_reachable(producer, stop=stop, logger=directory_log,
+                                role="directory")
 
     state = await store.read_directory_state(db)
     coordinators = {c["_id"] for c in state[store.DIRECTORY_COORDINATORS]}

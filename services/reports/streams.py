@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -25,6 +24,7 @@ from shared.envelope import Headers, Received, utcnow
 from shared.events import ZoneSnapshot
 from shared.kafka import Reject, new_producer, run_consumer
 from shared.mongo import database, new_client
+from shared.service import stop_on_signals
 
 log = logging.getLogger("bin.reports.worker")
 SOURCE = "reports"
@@ -165,10 +165,6 @@ def run(settings: ReportsSettings) -> None:
     """Runs the worker in its own event loop until SIGTERM or SIGINT."""
 
     async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await run_worker(settings, stop=stop)
+        await run_worker(settings, stop=stop_on_signals())
 
     asyncio.run(main())
