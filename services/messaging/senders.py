@@ -17,6 +17,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 
@@ -487,15 +488,21 @@ async def run_sender(
             caught_up=alerts.caught_up,
         )
     )
-    urgent = Sender(
-        settings=settings,
-        channel=channel,
-        provider=provider_for(channel, settings=settings),
-        producer=producer,
-        db=db,
-        alerts=alerts,
-        keyring=keyring,
-    )
+
+    def new_sender(**lane: Any) -> Sender:
+        """A sender of this channel; the low-urgency lane shares the urgent one's pace."""
+        return Sender(
+            settings=settings,
+            channel=channel,
+            provider=provider_for(channel, settings=settings),
+            producer=producer,
+            db=db,
+            alerts=alerts,
+            keyring=keyring,
+            **lane,
+        )
+
+    urgent = new_sender()
     lanes = [
         _Consume(
             settings,
@@ -507,17 +514,7 @@ async def run_sender(
         )
     ]
     if channel == "email":
-        low = Sender(
-            settings=settings,
-            channel=channel,
-            provider=provider_for(channel, settings=settings),
-            producer=producer,
-            db=db,
-            alerts=alerts,
-            keyring=keyring,
-            pacer=urgent.pacer,
-            yields_to=lanes[0].lane,
-        )
+        low = new_sender(pacer=urgent.pacer, yields_to=lanes[0].lane)
         lanes.append(
             _Consume(
                 settings,
