@@ -604,6 +604,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+def write_results(results: dict[str, Any], *, out: Path, width: int) -> None:
+    """Print a benchmark's figures, one a line, and write them to `out` as JSON."""
+    for name, value in results.items():
+        print(f"{name:{width}} {value}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"written to {out}")
+
+
 def main() -> None:
     """Parses the options, runs the benchmark, prints and stores the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -629,12 +638,7 @@ def main() -> None:
         "--out", type=Path, default=ROOT / "bench-results" / "fanout.json"
     )
     args = parser.parse_args()
-    results = asyncio.run(run(args))
-    for name, value in results.items():
-        print(f"{name:32} {value}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"written to {args.out}")
+    write_results(asyncio.run(run(args)), out=args.out, width=32)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ from scripts.bench_fanout import (  # noqa: E402
     registry_records,
     start,
     wait_http,
+    write_results,
 )
 from services.messaging.settings import MessagingSettings  # noqa: E402
 from shared import crypto  # noqa: E402
@@ -351,12 +352,7 @@ def main() -> None:
         "--out", type=Path, default=ROOT / "bench-results" / "mail-priority.json"
     )
     args = parser.parse_args()
-    results = asyncio.run(run(args))
-    for name, value in results.items():
-        print(f"{name:58} {value}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"written to {args.out}")
+    write_results(asyncio.run(run(args)), out=args.out, width=58)
 
 
 if __name__ == "__main__":
