@@ -572,13 +572,13 @@ def prevention_listing_id(nis: str) -> str:
 def is_listed_coordinator(document: dict[str, Any]) -> bool:
     """Whether a member belongs in the directory: an active coordinator who chose to.
 
-    Choosing needs both: the fields to list and the consent to be listed.
+    Choosing needs both: the fields to list and the consent to be listed (a
+    withdrawn consent leaves the member no longer active).
     """
     consent = document.get("consent") or {}
     return (document.get("role") == "coordinator" and document.get("status") == "active"
             and bool(document.get("directory_listing"))
-            and LISTING_PURPOSE in consent.get("purposes", ())
-            and consent.get("withdrawn_at") is None)
+            and LISTING_PURPOSE in consent.get("purposes", ()))
 
 
 def with_listing_consent(consent: dict[str, Any], *, listed: bool) -> dict[str, Any]:
