@@ -12,11 +12,14 @@ source "$(dirname "$0")/lib.sh"
 "$ROOT/scripts/python.sh"
 "$ROOT/scripts/chromium.sh"
 if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
-  export KAFKA_PORT=${TEST_KAFKA_PORT:-19092} KAFKA_DATA_DIR="$RUN/test-kafka"
+  # A broker on another port gets a directory of its own: two on one corrupt it.
+  export KAFKA_PORT=${TEST_KAFKA_PORT:-19092}
+  export KAFKA_DATA_DIR="$RUN/test-kafka${TEST_KAFKA_PORT:+-$TEST_KAFKA_PORT}"
   export KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$KAFKA_PORT"
 fi
 if [ -z "${MONGODB_URI:-}" ]; then
-  export FERRETDB_PORT=${TEST_FERRETDB_PORT:-27019} FERRETDB_DATA_DIR="$RUN/test-ferretdb"
+  export FERRETDB_PORT=${TEST_FERRETDB_PORT:-27019}
+  export FERRETDB_DATA_DIR="$RUN/test-ferretdb${TEST_FERRETDB_PORT:+-$TEST_FERRETDB_PORT}"
   export MONGODB_URI="mongodb://127.0.0.1:$FERRETDB_PORT/"
 fi
 "$ROOT/scripts/kafka.sh" start
