@@ -210,6 +210,8 @@ def gateway() -> None:
     from shared import crypto
 
     settings = get_settings()
+    # The reply relay follows every member's record, as bulk as the fan-out does.
+    telemetry.stop_tracing_each_record()
 
     async def work(stop: asyncio.Event) -> None:
         # Replies leave through the outbound provider, as every other e-mail does.

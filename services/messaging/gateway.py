@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import message_from_bytes
@@ -191,6 +192,26 @@ def http_app(gateway: GatewayStore) -> web.Application:
     return app
 
 
+# A path as almost every client writes it: <local@domain>, dot-atoms only.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_PATH = re.compile(rf"<({_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>")
+
+
+class SmtpServer(SMTP):
+    """aiosmtpd's SMTP session, reading a plain <local@domain> path without the
+    email package's full address parser, which cost the server a third of its time
+    per message; any other path goes to that parser as before."""
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        match = _PLAIN_PATH.match(arg)
+        if match is None or (
+            self.local_part_limit
+            and len(match.group(1).rpartition("@")[0]) > self.local_part_limit
+        ):
+            return super()._getaddr(arg)
+        return match.group(1), arg[match.end() :].lstrip()
+
+
 class MailHandler:
     """aiosmtpd handler that stores each message once per Message-ID and recipient."""
 
@@ -264,9 +285,7 @@ class MailHandler:
                     else f"{key}/{rcpt}",
                     "channel": "email",
                     "to": rcpt,
-                    "subject": str(
-                        make_header(decode_header(message.get("Subject", "")))
-                    ),
+                    "subject": _decoded(message.get("Subject", "")),
                     "text": text,
                     "message_id": _decoded(message.get("Message-ID", "")),
                     "alert_id": _decoded(message.get("X-Alert-Id", "")),
@@ -281,6 +300,10 @@ class MailHandler:
 def _decoded(value: object) -> str:
     """A header's value, unfolded, with its encoded words decoded."""
     unfolded = " ".join(str(value or "").split())
+    if "=?" not in unfolded:
+        # No encoded word (RFC 2047): nothing to decode, and decoding costs more
+        # than the rest of storing a message.
+        return unfolded
     return str(make_header(decode_header(unfolded)))
 
 
@@ -329,7 +352,7 @@ async def run_gateway(
     await site.start()
     loop = asyncio.get_running_loop()
     smtp = await loop.create_server(
-        lambda: SMTP(
+        lambda: SmtpServer(
             MailHandler(gateway, replies),
             hostname="bin-gateway.local",
             data_size_limit=smtp_max_bytes,

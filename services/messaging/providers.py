@@ -153,8 +153,8 @@ class SmtpError(Exception):
 class SmtpConnection:
     """One SMTP session over asyncio streams; pipelines when the server offers it.
 
-    With PIPELINING (RFC 2920) a message costs two round trips (envelope, then
-    content) instead of four, and no thread: smtplib blocks, so it needs one each.
+    With PIPELINING (RFC 2920) a message costs one round trip instead of four, and
+    no thread: smtplib blocks, so it needs one each.
     """
 
     def __init__(
@@ -194,43 +194,94 @@ class SmtpConnection:
             if line[3:4] != b"-":
                 return int(line[:3]), lines
 
-    async def send(self, *, sender: str, recipient: str, data: bytes) -> None:
-        """Send one message to one recipient; SmtpError says what refused it."""
-        commands = [
-            f"MAIL FROM:<{sender}>\r\n".encode(),
-            f"RCPT TO:<{recipient}>\r\n".encode(),
-            b"DATA\r\n",
-        ]
-        if self.pipelining:
-            self.writer.write(b"".join(commands))
-            replies = [await self.reply() for _ in commands]
-        else:
-            replies = []
-            for command in commands:
-                self.writer.write(command)
-                replies.append(await self.reply())
-                if replies[-1][0] >= 400:
-                    break
-        codes = [code for code, _ in replies]
-        if codes[0] != 250:
-            await self._reset()
-            raise SmtpError(codes[0], "sender refused")
-        if len(codes) < 2 or codes[1] not in (250, 251):
-            await self._reset()
-            raise SmtpError(codes[1], "recipient refused")
-        if len(codes) < 3 or codes[2] != 354:
-            await self._reset()
-            raise SmtpError(codes[-1], "message refused")
-        # Dot-stuffing: a line that starts with a dot gets a second one.
-        body = re.sub(rb"(?m)^\.", b"..", data)
-        if not body.endswith(b"\r\n"):
-            body += b"\r\n"
-        self.writer.write(body + b".\r\n")
-        code, _ = await self.reply()
-        if code != 250:
-            raise SmtpError(code, "message refused")
+    async def send_all(
+        self, *, sender: str, mails: list[tuple[str, bytes]]
+    ) -> list[SmtpError | Exception | None]:
+        """Send (recipient, message) pairs in order: None, or what refused each one.
 
-    async def _reset(self) -> None:
+        With PIPELINING, a message's content and its end of data go out together
+        with the next message's envelope (RFC 2920 lets a client send them in one
+        go), so that a message costs one round trip. A broken connection ends the
+        list early: the message or two it left without an answer get the error,
+        and the ones after them no entry, to be sent over another connection.
+        """
+        if not self.pipelining:
+            return await self._send_each(sender=sender, mails=mails)
+        results: list[SmtpError | Exception | None] = []
+        carried, carried_at = b"", -1
+        for index, (recipient, data) in enumerate(mails):
+            results.append(None)
+            try:
+                self.writer.write(carried + _envelope(sender, recipient))
+                carried = b""
+                if carried_at >= 0:
+                    results[carried_at] = await self._end_of_data()
+                    carried_at = -1
+                codes = [(await self.reply())[0] for _ in range(3)]
+                refused = _refusal(codes)
+                if refused is not None:
+                    results[index] = refused
+                    await self._reset(data_open=codes[2] == 354)
+                    continue
+                carried, carried_at = _content(data), index
+            except CONNECTION_ERRORS as error:
+                results[index] = error
+                if carried_at >= 0:
+                    results[carried_at] = error
+                return results
+        if carried_at >= 0:
+            try:
+                self.writer.write(carried)
+                results[carried_at] = await self._end_of_data()
+            except CONNECTION_ERRORS as error:
+                results[carried_at] = error
+        return results
+
+    async def _send_each(
+        self, *, sender: str, mails: list[tuple[str, bytes]]
+    ) -> list[SmtpError | Exception | None]:
+        """`send_all` for a server without PIPELINING: four round trips a message."""
+        results: list[SmtpError | Exception | None] = []
+        for recipient, data in mails:
+            try:
+                await self.send(sender=sender, recipient=recipient, data=data)
+                results.append(None)
+            except SmtpError as error:
+                results.append(error)
+            except CONNECTION_ERRORS as error:
+                results.append(error)
+                break
+        return results
+
+    async def _end_of_data(self) -> SmtpError | None:
+        """The answer to a message's end of data: None when the server took it."""
+        code, _ = await self.reply()
+        return None if code == 250 else SmtpError(code, "message refused")
+
+    async def send(self, *, sender: str, recipient: str, data: bytes) -> None:
+        """Send one message, a command at a time; SmtpError says what refused it."""
+        codes = []
+        for command in _envelope(sender, recipient).splitlines(keepends=True):
+            self.writer.write(command)
+            codes.append((await self.reply())[0])
+            if codes[-1] >= 400:
+                break
+        codes += [0] * (3 - len(codes))
+        refused = _refusal(codes)
+        if refused is not None:
+            await self._reset(data_open=codes[2] == 354)
+            raise refused
+        self.writer.write(_content(data))
+        refused = await self._end_of_data()
+        if refused is not None:
+            raise refused
+
+    async def _reset(self, *, data_open: bool = False) -> None:
+        """End a refused transaction; a server that took DATA anyway gets an empty
+        message first, or it would read RSET as the message's content."""
+        if data_open:
+            self.writer.write(b".\r\n")
+            await self.reply()
         self.writer.write(b"RSET\r\n")
         await self.reply()
 
@@ -242,6 +293,33 @@ class SmtpConnection:
         except (TimeoutError, OSError, ConnectionError, ValueError):
             pass
         self.writer.close()
+
+
+CONNECTION_ERRORS = (TimeoutError, OSError, ConnectionError, ValueError)
+
+
+def _envelope(sender: str, recipient: str) -> bytes:
+    return f"MAIL FROM:<{sender}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode()
+
+
+def _content(data: bytes) -> bytes:
+    """A message as sent after DATA: dot-stuffed (a line that starts with a dot gets
+    a second one) and ended by a line with a single dot."""
+    body = re.sub(rb"(?m)^\.", b"..", data)
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    return body + b".\r\n"
+
+
+def _refusal(codes: list[int]) -> SmtpError | None:
+    """What refused a pipelined envelope (MAIL, RCPT, DATA), if anything did."""
+    if codes[0] != 250:
+        return SmtpError(codes[0], "sender refused")
+    if codes[1] not in (250, 251):
+        return SmtpError(codes[1], "recipient refused")
+    if codes[2] != 354:
+        return SmtpError(codes[2], "message refused")
+    return None
 
 
 class SmtpProvider:
@@ -364,30 +442,32 @@ class SmtpProvider:
             connection = self.idle.pop() if self.idle else None
             started = time.perf_counter()
             outcomes = []
+            todo: list[tuple[str, str, bytes]] = []
             for message in messages:
                 try:
-                    data = self._mail(message)
+                    todo.append((message.key, message.to, self._mail(message)))
                 except (ValueError, UnicodeError) as error:
                     reason = f"unusable address: {type(error).__name__}"
                     outcomes.append(Outcome(message.key, "permanent", reason))
-                    continue
+            while todo:
                 try:
                     if connection is None:
                         connection = await SmtpConnection.open(
                             host=self.host, port=self.port, timeout_s=self.timeout_s
                         )
-                    await connection.send(
-                        sender=self.sender, recipient=message.to, data=data
-                    )
-                    outcomes.append(Outcome(message.key, "handed_over"))
-                except SmtpError as error:
-                    outcomes.append(_smtp_outcome(message.key, error.code, error.what))
-                except (TimeoutError, OSError, ConnectionError, ValueError) as error:
-                    if connection is not None:
-                        await connection.close()
-                    connection = None
+                except (SmtpError, *CONNECTION_ERRORS) as error:
                     reason = f"smtp error: {type(error).__name__}"
-                    outcomes.append(Outcome(message.key, "temporary", reason))
+                    outcomes += [Outcome(key, "temporary", reason) for key, _, _ in todo]
+                    break
+                results = await connection.send_all(
+                    sender=self.sender, mails=[(to, data) for _, to, data in todo]
+                )
+                for (key, _, _), result in zip(todo, results, strict=False):
+                    outcomes.append(_outcome(key, result))
+                todo = todo[len(results) :]
+                if any(isinstance(r, CONNECTION_ERRORS) for r in results):
+                    await connection.close()
+                    connection = None
             if connection is not None:
                 self.idle.append(connection)
             telemetry.record_provider_request(
@@ -407,6 +487,15 @@ class SmtpProvider:
         idle, self.idle = self.idle, []
         for connection in idle:
             await connection.close()
+
+
+def _outcome(key: str, result: SmtpError | Exception | None) -> Outcome:
+    """The outcome of one message that `SmtpConnection.send_all` sent."""
+    if result is None:
+        return Outcome(key, "handed_over")
+    if isinstance(result, SmtpError):
+        return _smtp_outcome(key, result.code, result.what)
+    return Outcome(key, "temporary", f"smtp error: {type(result).__name__}")
 
 
 def _smtp_outcome(key: str, code: int, what: str) -> Outcome:
