@@ -41,12 +41,22 @@ def event_schemas() -> dict[str, dict[str, Any]]:
     return {model.EVENT_TYPE: model.model_json_schema() for model in EVENT_MODELS}
 
 
-def _message(
+def _messages(
     topic: catalogue.Topic, models: dict[str, type[Event]]
 ) -> dict[str, Any]:
-    model = models.get(topic.value)
+    """The topic's main message as `event`, and each other one under its name."""
+    messages = {"event": _message(topic, topic.value, models)}
+    for value in topic.also:
+        messages[value] = _message(topic, value, models)
+    return messages
+
+
+def _message(
+    topic: catalogue.Topic, value: str, models: dict[str, type[Event]]
+) -> dict[str, Any]:
+    model = models.get(value)
     message: dict[str, Any] = {
-        "name": topic.value.replace(" ", "-"),
+        "name": value.replace(" ", "-"),
         "contentType": "application/json",
         "headers": CE_HEADERS,
         "description": f"Key: {topic.key}.",
@@ -55,7 +65,7 @@ def _message(
         message["title"] = model.EVENT_TYPE
         message["payload"] = {"$ref": f"{model.EVENT_TYPE}.schema.json"}
     else:
-        message["payload"] = {"description": topic.value}
+        message["payload"] = {"description": value}
     return message
 
 
@@ -69,7 +79,7 @@ def document() -> dict[str, Any]:
         channels[channel_id] = {
             "address": topic.name,
             "description": topic.description,
-            "messages": {"event": _message(topic, models)},
+            "messages": _messages(topic, models),
             "bindings": {
                 "kafka": {
                     "partitions": topic.partitions,

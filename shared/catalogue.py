@@ -39,6 +39,8 @@ class Topic:
     description: str
     configs: dict[str, str] = field(default_factory=dict)
     internal: bool = False
+    # Other event models the topic carries beside `value`.
+    also: tuple[str, ...] = ()
 
     @property
     def owner(self) -> str:
@@ -170,12 +172,15 @@ TOPICS: tuple[Topic, ...] = (
         name="messaging.delivery-status.v1",
         key="alert id",
         value="DeliveryStatus",
+        also=("DeliveriesPending",),
         producer="messaging",
         consumers=("messaging", "analytics"),
         partitions=4,
         cleanup_policy="delete",
         configs={"retention.ms": str(30 * DAY_MS)},
-        description="Handed over, failed or given up, with attempt count.",
+        description="Handed over, failed or given up, with attempt count; and the "
+        "deliveries the fan-out wrote, pending, one record per BIN (or per few "
+        "thousand deliveries).",
     ),
     Topic(
         name="reports.submitted.v1",

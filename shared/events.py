@@ -255,6 +255,22 @@ class DeliveryStatus(Event):
     at: datetime
 
 
+class DeliveriesPending(Event):
+    """The deliveries the fan-out wrote for one BIN of an alert, pending until a
+    sender reports on them: one record for up to a few thousand deliveries, where
+    a DeliveryStatus per delivery would double what the fan-out writes."""
+
+    EVENT_TYPE: ClassVar[str] = "be.bin.messaging.deliveries-pending.v1"
+    TOPIC: ClassVar[str] = "messaging.delivery-status.v1"
+    alert_id: str
+    zone: str
+    bin_id: str
+    # channel -> the ids of the members a delivery on that channel was written for
+    members: dict[Channel, list[str]]
+    accepted_at: datetime
+    at: datetime
+
+
 class ReportSubmitted(Event):
     """An anonymous report: nothing that could identify the reporter."""
 
@@ -325,6 +341,7 @@ EVENT_MODELS: tuple[type[Event], ...] = (
     AlertForBin,
     Delivery,
     DeliveryStatus,
+    DeliveriesPending,
     ReportSubmitted,
     ReportStatusChanged,
     ZoneCoverage,

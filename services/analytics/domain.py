@@ -427,6 +427,14 @@ class DeliveryFigures:
         self.alerts.add(alert.alert_id)
         self.alerts_per_zone[alert.zone] += 1
 
+    def apply_pending(self, pending: events.DeliveriesPending) -> None:
+        """Counts one BIN's deliveries as pending, unless a sender reported first."""
+        for channel, members in pending.members.items():
+            for member_id in members:
+                key = (pending.alert_id, member_id, channel)
+                if key not in self.last_status:
+                    self.last_status[key] = (pending.zone, "pending")
+
     def apply_status(self, status: events.DeliveryStatus) -> None:
         """Keeps the latest status per delivery and the time it took to hand it over."""
         key = (status.alert_id, status.member_id, status.channel)

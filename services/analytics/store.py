@@ -77,6 +77,8 @@ class Views:
             self.deliveries.apply_alert(event)
         elif isinstance(event, events.DeliveryStatus):
             self.deliveries.apply_status(event)
+        elif isinstance(event, events.DeliveriesPending):
+            self.deliveries.apply_pending(event)
 
     def _replace(
         self,

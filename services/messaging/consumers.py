@@ -17,7 +17,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from services.messaging import domain, store
 from services.messaging.settings import MessagingSettings
 from shared.envelope import EnvelopeError, Received, decode
-from shared.events import AlertAccepted, BinSnapshot, DeliveryStatus, ZoneSnapshot
+from shared.events import (
+    AlertAccepted,
+    BinSnapshot,
+    DeliveriesPending,
+    DeliveryStatus,
+    ZoneSnapshot,
+)
 
 log = logging.getLogger("bin.messaging.consumers")
 
@@ -169,22 +175,32 @@ class StatusBoards:
     dirty: set[str] = field(default_factory=set)
 
     def apply(self, received: Received) -> None:
-        """Fold one delivery status into its alert's board."""
+        """Fold one delivery status, or one BIN's pending deliveries, into a board."""
         event = received.event
-        if not isinstance(event, DeliveryStatus):
+        if not isinstance(event, DeliveryStatus | DeliveriesPending):
             return
         board = self.boards.get(event.alert_id)
         if board is None:
             board = self.boards[event.alert_id] = domain.AlertBoard(
                 alert_id=event.alert_id, zone=event.zone, accepted_at=event.accepted_at
             )
-        if board.apply(
-            member_id=event.member_id,
-            channel=event.channel,
-            status=event.status,
-            at=event.at,
-            reason=event.reason,
-        ):
+        if isinstance(event, DeliveriesPending):
+            changed = [
+                board.apply(member_id=m, channel=channel, status="pending", at=event.at)
+                for channel, members in event.members.items()
+                for m in members
+            ]
+        else:
+            changed = [
+                board.apply(
+                    member_id=event.member_id,
+                    channel=event.channel,
+                    status=event.status,
+                    at=event.at,
+                    reason=event.reason,
+                )
+            ]
+        if any(changed):
             self.dirty.add(event.alert_id)
 
     async def flush(self) -> None:

@@ -32,8 +32,8 @@ from shared.events import (
     AlertText,
     BinSnapshot,
     ContactsSnapshot,
+    DeliveriesPending,
     Delivery,
-    DeliveryStatus,
     MembershipSnapshot,
     Sealed,
 )
@@ -452,6 +452,10 @@ class MemberEntry:
         )
 
 
+# Member ids per pending record: a few tens of kilobytes, far below a record's limit.
+PENDING_PER_RECORD = 2000
+
+
 async def queue_deliveries(
     producer: AIOKafkaProducer,
     *,
@@ -461,15 +465,14 @@ async def queue_deliveries(
     sends: list[asyncio.Future[Any]],
     trace: list[tuple[str, bytes]],
 ) -> int:
-    """Queue one BIN's deliveries and their pending statuses; return how many.
+    """Queue one BIN's deliveries and the records that say they are pending.
 
-    The futures of the sends go to `sends`; the caller waits for them.
+    Returns how many deliveries; the futures of the sends go to `sends`, and the
+    caller waits for them.
     """
-    counts: dict[str, int] = defaultdict(int)
-    now = utcnow()
+    planned: dict[str, list[str]] = defaultdict(list)
+    deliveries: list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]] = []
     texts: dict[str, AlertText] = dict(record.texts)
-    status_topic = settings.topic(DeliveryStatus.TOPIC)
-    alert_key = record.alert_id.encode()
     low_urgency = domain.is_low_urgency(record.urgency)
     for member_id in sorted(members):
         entry = members[member_id]
@@ -508,30 +511,54 @@ async def queue_deliveries(
             body, headers = encode(
                 delivery, source=SOURCE, subject=member_id, event_id=key
             )
-            sends.append(
-                await producer.send(
-                    settings.delivery_topic(channel, low_urgency=low_urgency),
-                    value=body,
-                    key=member_key,
-                    headers=headers + trace,
-                )
+            topic = settings.delivery_topic(channel, low_urgency=low_urgency)
+            deliveries.append((topic, body, member_key, headers + trace))
+            planned[channel].append(member_id)
+    # The pending records go first, so that a status board hears of a delivery
+    # before a sender reports on it (it would take either order).
+    for part, pending in enumerate(pending_records(record, planned)):
+        body, headers = encode(
+            pending,
+            source=SOURCE,
+            subject=record.alert_id,
+            event_id=f"{record.alert_id}/{record.bin_id}/pending/{part}",
+        )
+        sends.append(
+            await producer.send(
+                settings.topic(DeliveriesPending.TOPIC),
+                value=body,
+                key=record.alert_id.encode(),
+                headers=headers + trace,
             )
-            status = DeliveryStatus(
+        )
+    for topic, body, member_key, headers in deliveries:
+        sends.append(
+            await producer.send(topic, value=body, key=member_key, headers=headers)
+        )
+    for channel, ids in planned.items():
+        telemetry.record_fanout(channel=channel, count=len(ids))
+    return sum(len(ids) for ids in planned.values())
+
+
+def pending_records(
+    record: AlertForBin, planned: dict[str, list[str]]
+) -> list[DeliveriesPending]:
+    """The pending records of one BIN's deliveries, PENDING_PER_RECORD ids at most."""
+    pairs = [(channel, m) for channel, ids in planned.items() for m in ids]
+    now = utcnow()
+    records = []
+    for start in range(0, len(pairs), PENDING_PER_RECORD):
+        members: dict[str, list[str]] = defaultdict(list)
+        for channel, member_id in pairs[start : start + PENDING_PER_RECORD]:
+            members[channel].append(member_id)
+        records.append(
+            DeliveriesPending(
                 alert_id=record.alert_id,
-                member_id=member_id,
                 zone=record.zone,
-                channel=channel,
-                status="pending",
+                bin_id=record.bin_id,
+                members=dict(members),  # type: ignore[arg-type]
                 accepted_at=record.accepted_at,
                 at=now,
             )
-            body, headers = encode(status, source=SOURCE, subject=record.alert_id)
-            sends.append(
-                await producer.send(
-                    status_topic, value=body, key=alert_key, headers=headers + trace
-                )
-            )
-            counts[channel] += 1
-    for channel, count in counts.items():
-        telemetry.record_fanout(channel=channel, count=count)
-    return sum(counts.values())
+        )
+    return records

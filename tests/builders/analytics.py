@@ -156,6 +156,20 @@ def delivery_status(
     )
 
 
+def deliveries_pending(
+    alert_id: str = "a-1", *, members: dict[str, list[str]], zone: str = "ipz10"
+) -> events.DeliveriesPending:
+    """One BIN's deliveries as the fan-out reports them, pending."""
+    return events.DeliveriesPending(
+        alert_id=alert_id,
+        zone=zone,
+        bin_id="bin-1",
+        members=members,  # type: ignore[arg-type]
+        accepted_at=NOW,
+        at=NOW,
+    )
+
+
 async def skip_registry_history(settings: ServiceSettings, *, group: str) -> None:
     """Commits the registry topics' end offsets for the worker's consumer group.
 

@@ -69,6 +69,9 @@ def test_the_contacts_topic_is_read_by_messaging_only_and_compacts_quickly() -> 
 def test_every_event_model_has_a_topic_in_the_catalogue() -> None:
     from shared.events import EVENT_MODELS
 
-    values = {t.value for t in catalogue.TOPICS}
+    values = {v for t in catalogue.TOPICS for v in (t.value, *t.also)}
     for model in EVENT_MODELS:
         assert model.__name__ in values, model.__name__
+        assert model.TOPIC in {
+            t.name for t in catalogue.TOPICS if model.__name__ in (t.value, *t.also)
+        } or "{" in model.TOPIC, model.__name__

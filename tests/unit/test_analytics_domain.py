@@ -246,3 +246,14 @@ def test_cached_figures_follow_every_change():
         0,
         0,
     )
+
+
+def test_pending_deliveries_count_until_a_sender_reports_in_either_order():
+    figures = domain.DeliveryFigures()
+    figures.apply_status(b.delivery_status("a1", member_id="m1", after_s=1))
+    figures.apply_pending(
+        b.deliveries_pending("a1", members={"sms": ["m1", "m2"], "email": ["m1"]})
+    )
+    channels = figures.summary()["channels"]
+    assert channels["sms"]["statuses"] == {"handed_over": 1, "pending": 1}
+    assert channels["email"]["statuses"] == {"pending": 1}

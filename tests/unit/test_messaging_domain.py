@@ -345,3 +345,36 @@ def test_app_is_like_email():
 def test_render_refuses_unknown_channels():
     with pytest.raises(ValueError):
         domain.render_text(channel="fax", text=TEXT, category="burglary", urgency="")
+
+
+def test_a_bins_pending_records_hold_every_delivery_once_in_bounded_records():
+    from services.messaging.streams import PENDING_PER_RECORD, pending_records
+    from shared.events import AlertForBin
+
+    now = datetime.now(UTC)
+    record = AlertForBin(
+        alert_id="a1",
+        bin_id="b1",
+        zone="ipz1",
+        action="alert",
+        category="burglary",
+        urgency="Immediate",
+        texts={"nl": AlertText(headline="Inbraak", body="Let op")},
+        channels=["sms", "email"],
+        roles=[],
+        expires_at=now + timedelta(hours=1),
+        accepted_at=now,
+    )
+    planned = {
+        "sms": [f"m{i}" for i in range(PENDING_PER_RECORD + 5)],
+        "email": [f"m{i}" for i in range(10)],
+    }
+    records = pending_records(record, planned)
+    assert len(records) == 2
+    assert all(
+        sum(len(ids) for ids in r.members.values()) <= PENDING_PER_RECORD
+        for r in records
+    )
+    got = sorted((c, m) for r in records for c, ids in r.members.items() for m in ids)
+    assert got == sorted((c, m) for c, ids in planned.items() for m in ids)
+    assert pending_records(record, {}) == []
