@@ -202,7 +202,11 @@ async def register_member(
     body: domain.MemberIn,
     who: Annotated[Principal | None, Depends(optional_caller)],
 ) -> dict[str, Any]:
-    """Registers a member with explicit consent; answers a token for their own data."""
+    """Registers a member with explicit consent.
+
+    A member who registers themselves gets a token for their own data; staff who
+    register someone (on paper, or with a role) get none.
+    """
     return await reg.register_member(principal=who, bin_id=bin_id, data=body)
 
 

@@ -207,12 +207,16 @@ class Registry:
             self.db, actor=principal.ref if principal else f"member:{document['_id']}",
             action="member.register", target_kind="member", target_ids=[document["_id"]],
         )
+        answer = {"member_id": document["_id"], "bin_id": bin_id}
+        if principal is not None:
+            # Whoever registered someone else gets no token to act as that member.
+            return answer
         token = issue_token(
             secret=self.settings.jwt_secret, role="member", scope=document["_id"],
             subject=document["_id"],
             ttl=timedelta(hours=self.settings.member_token_hours),
         )
-        return {"member_id": document["_id"], "bin_id": bin_id, "token": token}
+        return {**answer, "token": token}
 
     async def import_members(
         self, *, principal: Principal, bin_id: str, data: bytes

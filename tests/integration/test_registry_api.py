@@ -232,6 +232,7 @@ async def test_member_lifecycle_from_registration_to_erasure(
                               headers=b.bearer(b.token("zone", ZONE_A)),
                               json=b.member_in(method="paper", role="coordinator"))
     assert by_staff.status_code == 201, by_staff.text
+    assert "token" not in paper.json() and "token" not in by_staff.json()
     paper_id = paper.json()["member_id"]
     shown = (await api.get(f"/v1/members/{paper_id}", headers=coordinator)).json()
     assert shown["consent"]["method"] == "paper"
