@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -70,6 +71,45 @@ def create_faust_app(
         )
 
     return app
+
+
+def rewind_uncommitted(app: faust.App, *, topics: list[str]) -> None:
+    """Make the worker's seek to its committed offsets rewind partitions without any.
+
+    While a restarted worker recovers its tables, Faust drops records it has just
+    fetched for partitions it holds paused, and counts on its seek to the
+    committed offsets, when recovery ends, to read them again. A partition with no
+    committed offset (its last worker died before its first commit) is not sought
+    at all, and those records were never seen again: a restarted fan-out wrote
+    nothing for the alert its predecessor had begun. Such partitions go back to
+    their first offset, where a worker without a committed offset starts anyway.
+    `topics` are the ones the app's agents read; changelogs recover on their own.
+    """
+    watched = set(topics)
+    new_consumer = app._new_consumer
+
+    def consumer_that_rewinds() -> Any:
+        # Wrapped when Faust creates its consumer, which it does once it starts.
+        consumer = new_consumer()
+        seek_to_committed = consumer.seek_to_committed
+
+        async def seek_to_committed_or_beginning() -> Mapping[Any, int]:
+            committed = await seek_to_committed()
+            uncommitted = [
+                tp
+                for tp, offset in committed.items()
+                if not offset and tp.topic in watched
+            ]
+            if uncommitted:
+                firsts = await consumer.earliest_offsets(*uncommitted)
+                for tp in uncommitted:
+                    await consumer.seek(tp, firsts.get(tp) or 0)
+            return committed
+
+        consumer.seek_to_committed = seek_to_committed_or_beginning  # type: ignore[method-assign]
+        return consumer
+
+    app._new_consumer = consumer_that_rewinds  # type: ignore[method-assign]
 
 
 def _broker_credentials(settings: ServiceSettings) -> faust.SASLCredentials | None:

@@ -30,7 +30,12 @@ from services.analytics import domain, telemetry
 from services.analytics.settings import AnalyticsSettings
 from shared import events
 from shared.envelope import attribute_headers, encode
-from shared.streams import create_faust_app, decode_or_dead_letter, raw_topic
+from shared.streams import (
+    create_faust_app,
+    decode_or_dead_letter,
+    raw_topic,
+    rewind_uncommitted,
+)
 
 log = logging.getLogger("bin.analytics.streams")
 
@@ -153,6 +158,7 @@ def create_worker_app(
     merged = raw_topic(
         app, merged_topic_name(settings.faust_app_id), partitions=1, internal=True
     )
+    rewind_uncommitted(app, topics=[*sources.topics, *merged.topics])
     coverage_topic = raw_topic(app, settings.coverage_topic)
     area_topic = raw_topic(app, settings.area_topic)
     table = app.Table(

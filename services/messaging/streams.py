@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +37,12 @@ from shared.events import (
     Sealed,
 )
 from shared.kafka import new_producer
-from shared.streams import create_faust_app, dead_letter, decode_or_dead_letter
+from shared.streams import (
+    create_faust_app,
+    dead_letter,
+    decode_or_dead_letter,
+    rewind_uncommitted,
+)
 
 log = logging.getLogger("bin.messaging.fanout")
 SOURCE = "messaging.fanout"
@@ -395,35 +399,6 @@ def build_app(settings: MessagingSettings) -> faust.App:
         return self.json({"zone": zone, "bins": known, "members": members})
 
     return app
-
-
-def rewind_uncommitted(app: faust.App, *, topics: list[str]) -> None:
-    """Make the worker's seek to its committed offsets rewind partitions without any.
-
-    While a restarted worker recovers its tables, Faust drops records it has just
-    fetched for partitions it holds paused, and counts on its seek to the
-    committed offsets, when recovery ends, to read them again. A partition with no
-    committed offset (its last worker died before its first commit) is not sought
-    at all: the alert its predecessor had begun was never seen again, and the
-    restarted fan-out wrote nothing. Such partitions now go back to their first
-    offset, which is where a worker without a committed offset starts anyway.
-    """
-    consumer = app.consumer
-    watched = set(topics)
-    seek_to_committed = consumer.seek_to_committed
-
-    async def seek_to_committed_or_beginning() -> Mapping[Any, int]:
-        committed = await seek_to_committed()
-        uncommitted = [
-            tp for tp, offset in committed.items() if not offset and tp.topic in watched
-        ]
-        if uncommitted:
-            firsts = await consumer.earliest_offsets(*uncommitted)
-            for tp in uncommitted:
-                await consumer.seek(tp, firsts.get(tp) or 0)
-        return committed
-
-    consumer.seek_to_committed = seek_to_committed_or_beginning  # type: ignore[method-assign]
 
 
 @dataclass(frozen=True)
