@@ -84,29 +84,35 @@ def rewind_uncommitted(app: faust.App, *, topics: list[str]) -> None:
     nothing for the alert its predecessor had begun. Such partitions go back to
     their first offset, where a worker without a committed offset starts anyway.
     `topics` are the ones the app's agents read; changelogs recover on their own.
+
+    Both seeks are one call into Faust's consumer thread, as its own seek is:
+    Faust clears its streams' queues right after that call, and a fetch let in
+    between two calls would have its records cleared behind the rewind.
     """
     watched = set(topics)
     new_consumer = app._new_consumer
 
+    async def seek_committed_or_first(kafka: Any) -> Mapping[Any, int]:
+        # Runs in the consumer thread, on aiokafka's consumer itself.
+        committed = await kafka.seek_to_committed()
+        uncommitted = [
+            tp for tp, offset in committed.items() if not offset and tp.topic in watched
+        ]
+        if uncommitted:
+            await kafka.seek_to_beginning(*uncommitted)
+        return committed
+
     def consumer_that_rewinds() -> Any:
         # Wrapped when Faust creates its consumer, which it does once it starts.
         consumer = new_consumer()
-        seek_to_committed = consumer.seek_to_committed
+        thread = consumer._thread
 
-        async def seek_to_committed_or_beginning() -> Mapping[Any, int]:
-            committed = await seek_to_committed()
-            uncommitted = [
-                tp
-                for tp, offset in committed.items()
-                if not offset and tp.topic in watched
-            ]
-            if uncommitted:
-                firsts = await consumer.earliest_offsets(*uncommitted)
-                for tp in uncommitted:
-                    await consumer.seek(tp, firsts.get(tp) or 0)
-            return committed
+        async def seek_to_committed() -> Mapping[Any, int]:
+            return await thread.call_thread(
+                seek_committed_or_first, thread._ensure_consumer()
+            )
 
-        consumer.seek_to_committed = seek_to_committed_or_beginning  # type: ignore[method-assign]
+        consumer.seek_to_committed = seek_to_committed
         return consumer
 
     app._new_consumer = consumer_that_rewinds  # type: ignore[method-assign]
