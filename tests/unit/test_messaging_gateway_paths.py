@@ -3,6 +3,9 @@ aiosmtpd's own parser, on plain paths and on every other form it hands back to i
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
+
 import pytest
 from aiosmtpd.smtp import SMTP
 
@@ -32,13 +35,26 @@ class _Handler:
     """No hooks: the parsing of paths needs none."""
 
 
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """A loop for the sessions, closed after the test (aiosmtpd makes one if not)."""
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
 @pytest.mark.parametrize("path", PATHS)
-def test_a_path_reads_as_aiosmtpd_reads_it(path: str) -> None:
-    assert SmtpServer(_Handler())._getaddr(path) == SMTP(_Handler())._getaddr(path)
+def test_a_path_reads_as_aiosmtpd_reads_it(
+    path: str, loop: asyncio.AbstractEventLoop
+) -> None:
+    server, library = SmtpServer(_Handler(), loop=loop), SMTP(_Handler(), loop=loop)
+    assert server._getaddr(path) == library._getaddr(path)
 
 
-def test_a_local_part_over_the_limit_is_refused_as_aiosmtpd_refuses_it() -> None:
+def test_a_local_part_over_the_limit_is_refused_as_aiosmtpd_refuses_it(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
     path = f"<{'x' * 65}@example.org>"
-    server, library = SmtpServer(_Handler()), SMTP(_Handler())
+    server, library = SmtpServer(_Handler(), loop=loop), SMTP(_Handler(), loop=loop)
     server.local_part_limit = library.local_part_limit = 64
     assert server._getaddr(path) == library._getaddr(path) == (None, None)
