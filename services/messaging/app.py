@@ -131,6 +131,13 @@ async def _read_alert(request: Request, principal: Principal) -> AlertAccepted:
         )
     if media not in ("application/json", ""):
         raise Problem(415, "Unsupported media type", "Send JSON or CAP 1.2 XML.")
+    if len(body) > cap.MAX_DOCUMENT_BYTES:
+        # The same bound as a CAP document's: an alert is a few texts, and a record
+        # (and the alert's document in the database) has a size limit of its own.
+        raise Problem(
+            413, "Alert too large",
+            f"An alert may hold at most {cap.MAX_DOCUMENT_BYTES} bytes.",
+        )
     try:
         alert = AlertIn.model_validate_json(body)
     except ValidationError as error:
@@ -161,6 +168,11 @@ def _check_target(event: AlertAccepted) -> None:
     """Refuse targets outside the sender's zone."""
     if event.zone not in registry.zone_municipalities:
         raise Problem(422, "Unknown zone", f"Zone {event.zone} is not known (yet).")
+    if event.target.kind != "zone" and not event.target.values:
+        raise Problem(
+            422, "Invalid request", f"A {event.target.kind} target needs a value.",
+            errors=[{"field": "target.values", "reason": "empty"}],
+        )
     problems = domain.target_problems(
         kind=event.target.kind,
         values=event.target.values,
@@ -218,6 +230,17 @@ async def publish_alert(request: Request) -> JSONResponse:
             )
         if original["state"] == "cancelled":
             raise Problem(409, "Alert cancelled", f"Alert {target_id} was cancelled.")
+        try:
+            # An update or cancel is a message of its own: its id is as unique as
+            # an alert's, or a revision could go by an existing alert's name.
+            await store.claim_message_id(db, message_id=event.alert_id, kind=event.action)
+        except store.AlertExists:
+            raise Problem(
+                409,
+                "Message exists",
+                f"An alert, update, cancel or mail with id {event.alert_id} was "
+                "accepted; every message needs an id of its own.",
+            ) from None
         if not await store.revise_alert_with_outbox(
             db,
             original_id=target_id,

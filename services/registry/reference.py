@@ -254,7 +254,13 @@ def _rows(
     try:
         handle = path.open(encoding="utf-8", newline="")
     except OSError as error:
-        raise _error(path, None, None, f"cannot open ({error.strerror})") from None
+        raise _error(
+            path,
+            None,
+            None,
+            f"cannot open {path} ({error.strerror}); the reference data is read from "
+            "../shared/data beside the project, or from REFERENCE_DIR",
+        ) from None
     with handle:
         reader = csv.reader(handle, strict=True)
         try:

@@ -251,6 +251,13 @@ async def exercise(
     )
     assert expired.status_code == 422, expired.text
     assert expired.json()["errors"][0]["field"] == "expires_at"
+    huge = client.post(
+        "/v1/alerts",
+        json={"category": "burglary",
+              "texts": {"nl": {"headline": "h", "body": "b" * 300_000}}},
+        headers={"content-type": "application/json"},
+    )
+    assert huge.status_code == 413, huge.text
 
     # A CAP alert to one BIN reaches every member's chosen channels.
     alert_id = unique("PZT-ALERT")
@@ -315,6 +322,17 @@ async def exercise(
         ),
     )
     assert update.status_code == 202, update.text
+    # An update may not take the id of an alert that exists.
+    reused = client.post(
+        "/v1/alerts",
+        content=build.cap_alert(
+            alert_id,
+            msg_type="Update",
+            references=build.cap_reference(slow_id),
+            channels="sms",
+        ),
+    )
+    assert reused.status_code == 409, reused.text
     await wait_for(
         lambda: any(
             "dader gevat" in m["text"] for m in gateway_messages(env, alert_id=slow_id)
