@@ -33,8 +33,8 @@ async def _start_when_reachable(
             await producer.start()
             return
         except Exception as error:  # noqa: BLE001 - the broker may still be starting
-            logger.warning(f"RETRY {role} cannot reach Kafka",
-                           extra={"reason": type(error).__name__})
+            logger.warning("RETRY cannot reach Kafka",
+                           extra={"role": role, "reason": type(error).__name__})
             await asyncio.sleep(2)
 
 
