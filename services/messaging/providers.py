@@ -290,7 +290,7 @@ class SmtpConnection:
         try:
             self.writer.write(b"QUIT\r\n")
             await asyncio.wait_for(self.reply(), 1)
-        except (TimeoutError, OSError, ConnectionError, ValueError):
+        except CONNECTION_ERRORS:
             pass
         self.writer.close()
 
